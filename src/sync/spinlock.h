@@ -17,19 +17,26 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "lockdep/lockdep.h"
 
+/* The lock word is also the futex word, hence 32 bits. */
 typedef struct {
-	_Atomic int val;
+	_Atomic uint32_t val;
 } arch_spinlock_t;
 
 void arch_spin_lock_slow(arch_spinlock_t *l);
 void arch_spin_unlock_wake(arch_spinlock_t *l);
 
+/*
+ * Acquire: the successful CAS is an acquire that pairs with the release
+ * exchange in arch_spin_unlock(), so the previous critical section
+ * happens-before ours.
+ */
 static inline void arch_spin_lock(arch_spinlock_t *l)
 {
-	int expected = 0;
+	uint32_t expected = 0;
 
 	if (__builtin_expect(atomic_compare_exchange_strong_explicit(&l->val,
 			&expected, 1, memory_order_acquire,
@@ -40,12 +47,16 @@ static inline void arch_spin_lock(arch_spinlock_t *l)
 
 static inline bool arch_spin_trylock(arch_spinlock_t *l)
 {
-	int expected = 0;
+	uint32_t expected = 0;
 
 	return atomic_compare_exchange_strong_explicit(&l->val, &expected, 1,
 			memory_order_acquire, memory_order_relaxed);
 }
 
+/*
+ * Release: pairs with the acquire CAS/exchange of the next owner.  Seeing 2
+ * means a thread may sleep on the futex (it set 2 before sleeping): wake one.
+ */
 static inline void arch_spin_unlock(arch_spinlock_t *l)
 {
 	if (__builtin_expect(atomic_exchange_explicit(&l->val, 0,

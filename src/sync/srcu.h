@@ -35,11 +35,16 @@ struct srcu_shard {
 
 struct srcu_struct {
 	_Atomic unsigned long srcu_idx;	/* low bit: pair new readers use */
-	_Atomic int gp_waiting;		/* a grace period sleeps on gp_wake */
+	_Atomic int gp_waiting;		/* 1 + index a grace period sleeps on */
 	_Atomic uint32_t gp_wake;	/* futex word, bumped by readers */
 	pthread_mutex_t gp_mutex;	/* serialises grace periods */
-	unsigned long gp_seq;		/* grace periods completed */
+	/*
+	 * Grace-period sequence, written under gp_mutex, read locklessly for
+	 * batching: odd while a grace period runs, +2 per grace period.
+	 */
+	_Atomic unsigned long gp_seq;
 	_Atomic unsigned long nr_sync, nr_sync_expedited;	/* statistics */
+	_Atomic unsigned long nr_gp_sleeps;			/* statistics */
 	struct srcu_shard shard[SRCU_NR_SHARDS];
 	struct lockdep_map dep_map;
 };
@@ -61,18 +66,25 @@ static inline unsigned int srcu_this_shard(void)
 	return __builtin_expect(s != 0, 1) ? s - 1 : __srcu_assign_shard();
 }
 
-void __srcu_wake_gp(struct srcu_struct *ssp);
+void __srcu_wake_gp(struct srcu_struct *ssp, int idx);
 
 static inline int __srcu_read_lock(struct srcu_struct *ssp,
 				   const struct lockdep_site *site)
 {
+	/*
+	 * Acquire (a plain load on x86): if we see the index flipped by a
+	 * grace period, we also see every store the updater made before that
+	 * grace period, so we cannot find the old object although we count
+	 * on the new index that this grace period does not wait for.
+	 */
 	unsigned int idx = atomic_load_explicit(&ssp->srcu_idx,
-						memory_order_relaxed) & 1;
+						memory_order_acquire) & 1;
 
 	/*
 	 * A locked RMW is a full barrier on x86 (the kernel's smp_mb() "B"):
 	 * the increment is visible before any load of the critical section,
-	 * pairing with the barrier in the grace period's counter scan.
+	 * pairing with the full barrier in the grace period between the
+	 * updater's stores and its scan of lock_count (srcu.c).
 	 */
 	atomic_fetch_add_explicit(&ssp->shard[srcu_this_shard()].lock_count[idx],
 				  1, memory_order_seq_cst);
@@ -84,12 +96,22 @@ static inline void __srcu_read_unlock(struct srcu_struct *ssp, int idx,
 				      const struct lockdep_site *site)
 {
 	lock_release(&ssp->dep_map, site);
-	/* Full barrier "C": the critical section is done before the count. */
+	/*
+	 * Full barrier "C" and a release: every access of the critical
+	 * section happens-before the grace-period scan that reads this count
+	 * (an acquire load in srcu.c), hence before the updater's free().
+	 */
 	atomic_fetch_add_explicit(&ssp->shard[srcu_this_shard()].unlock_count[idx & 1],
 				  1, memory_order_seq_cst);
+	/*
+	 * Store-buffering pair with the grace period, which sets gp_waiting
+	 * and then re-scans the counts before sleeping: either it sees our
+	 * unlock or we see gp_waiting and wake it.  seq_cst is a plain load
+	 * on x86; the RMW above is the barrier between the two.
+	 */
 	if (__builtin_expect(atomic_load_explicit(&ssp->gp_waiting,
-						  memory_order_relaxed), 0))
-		__srcu_wake_gp(ssp);
+						  memory_order_seq_cst), 0))
+		__srcu_wake_gp(ssp, idx & 1);
 }
 
 void __synchronize_srcu(struct srcu_struct *ssp, bool expedited,

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+/* Returns 0 or a negative errno (pthread_create()'s error, negated). */
 int ukvm_thread_create(pthread_t *thread, const char *name,
 		       void *(*fn)(void *arg), void *arg);
 /* For threads not created by ukvm_thread_create() (main, test threads). */
