@@ -245,6 +245,15 @@ unsigned long lockdep_warning_count(void);
 /* The documented order (src/lockdep/lock-order.txt, see order.h). */
 void lockdep_order_set_enabled(bool on);
 
+/*
+ * The observed graph: every class seen and every dependency recorded, each
+ * tagged documented / undocumented / violation against the loaded order.
+ * Text (like /proc/lockdep) and Graphviz, with the documented rules between
+ * the classes seen drawn beside the observed edges.
+ */
+void lockdep_graph_print(FILE *f);
+void lockdep_graph_write_dot(FILE *f);
+
 #else /* !UKVM_LOCKDEP: every hook compiles to nothing */
 
 static inline void lockdep_init_map_type(struct lockdep_map *lock,
@@ -311,6 +320,8 @@ static inline void lockdep_get_stats(struct lockdep_stats *st)
 static inline unsigned long lockdep_report_count(void) { return 0; }
 static inline unsigned long lockdep_warning_count(void) { return 0; }
 static inline void lockdep_order_set_enabled(bool on) { (void)on; }
+static inline void lockdep_graph_print(FILE *f) { (void)f; }
+static inline void lockdep_graph_write_dot(FILE *f) { (void)f; }
 
 #endif /* UKVM_LOCKDEP */
 

@@ -1,0 +1,479 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The validator's entry points: lock_acquire(), lock_release(), lock_sync()
+ * and the per-thread held-lock stack behind them.
+ *
+ * The common acquisition costs a class-cache load, an O(1) wait-context
+ * check (each held entry carries the strictest inner wait type below and
+ * including it), one chain-key mix and one lock-free chain-cache probe.
+ * Only a held-lock sequence never seen before goes to graph.c, under the
+ * graph mutex.
+ *
+ * Switching the validator off and on again starts a new "epoch": a thread
+ * whose stack belongs to an older epoch drops it silently the next time it
+ * enters the validator (its locks were taken while nobody was watching).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lockdep/lockdep_internal.h"
+
+__thread struct lockdep_task lockdep_curr;
+_Atomic unsigned int lockdep_epoch = 1;
+_Atomic int lockdep_order_on = 1;
+pthread_mutex_t graph_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned int epoch_counter = 1;	/* under graph_mutex */
+static bool user_enabled = true, broken;
+static _Atomic unsigned long max_depth_seen;
+
+/* Threads that entered the validator: for statistics and exit checks. */
+static pthread_mutex_t tasks_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct lockdep_task *tasks;
+static unsigned long retired_hits, retired_misses;
+static pthread_key_t task_key;
+static pthread_once_t task_once = PTHREAD_ONCE_INIT;
+
+static void task_exit(void *arg)
+{
+	struct lockdep_task *t = arg;
+
+	if (t->depth && !t->lenient &&
+	    atomic_load_explicit(&lockdep_epoch, memory_order_relaxed) == t->epoch)
+		lockdep_report_held_at_exit(t);
+	t->depth = 0;
+	pthread_mutex_lock(&tasks_mutex);
+	if (t->prev_task)
+		t->prev_task->next_task = t->next_task;
+	else
+		tasks = t->next_task;
+	if (t->next_task)
+		t->next_task->prev_task = t->prev_task;
+	retired_hits += atomic_load_explicit(&t->hits, memory_order_relaxed);
+	retired_misses += atomic_load_explicit(&t->misses, memory_order_relaxed);
+	t->registered = false;
+	pthread_mutex_unlock(&tasks_mutex);
+}
+
+static void task_key_init(void)
+{
+	pthread_key_create(&task_key, task_exit);
+}
+
+void lockdep_task_attach(struct lockdep_task *t)
+{
+	if (t->registered)
+		return;
+	pthread_once(&task_once, task_key_init);
+	t->tid = gettid();
+	if (!t->name[0])
+		snprintf(t->name, sizeof(t->name), "thread-%d", (int)t->tid);
+	t->curr_chain_key = LOCKDEP_INITIAL_CHAIN_KEY;
+	pthread_mutex_lock(&tasks_mutex);
+	t->prev_task = NULL;
+	t->next_task = tasks;
+	if (tasks)
+		tasks->prev_task = t;
+	tasks = t;
+	t->registered = true;
+	pthread_mutex_unlock(&tasks_mutex);
+	pthread_setspecific(task_key, t);
+}
+
+void lockdep_fold_task_stats(unsigned long *hits, unsigned long *misses)
+{
+	pthread_mutex_lock(&tasks_mutex);
+	*hits = retired_hits;
+	*misses = retired_misses;
+	for (struct lockdep_task *t = tasks; t; t = t->next_task) {
+		*hits += atomic_load_explicit(&t->hits, memory_order_relaxed);
+		*misses += atomic_load_explicit(&t->misses, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&tasks_mutex);
+}
+
+/* First use in this thread, or first use since the validator was re-enabled. */
+static __attribute__((noinline)) void task_resync(struct lockdep_task *t,
+						  unsigned int epoch)
+{
+	lockdep_task_attach(t);
+	if (t->depth)
+		t->lenient = true;
+	t->depth = 0;
+	t->curr_chain_key = LOCKDEP_INITIAL_CHAIN_KEY;
+	t->epoch = epoch;
+}
+
+/* The thread's state if the validator is on and not re-entered, else NULL. */
+static inline struct lockdep_task *task_enter(void)
+{
+	struct lockdep_task *t = &lockdep_curr;
+	unsigned int e = atomic_load_explicit(&lockdep_epoch,
+					      memory_order_relaxed);
+
+	if (__builtin_expect(!e, 0))
+		return NULL;
+	if (__builtin_expect(t->epoch != e, 0))
+		task_resync(t, e);
+	if (__builtin_expect(t->recursion != 0, 0))
+		return NULL;
+	return t;
+}
+
+static inline void bump(_Atomic unsigned long *c)
+{
+	/* Single writer: a plain load/store pair, no locked instruction. */
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static bool held_instance(struct lockdep_task *t, const struct lockdep_map *m)
+{
+	for (int i = t->depth - 1; i >= 0; i--)
+		if (t->held[i].instance == m)
+			return true;
+	return false;
+}
+
+/* The acquisition reported a problem: let the thread stop before it blocks. */
+static __attribute__((noinline)) void acquire_bailout(struct lockdep_task *t)
+{
+	int kind = t->pending - 1;
+
+	t->pending = 0;
+	if (t->bailout)
+		t->bailout(t->bailout_arg, (enum lockdep_report_kind)kind);
+}
+
+static __attribute__((noinline)) void
+acquire_slow_checks(struct lockdep_task *t, struct held_lock *hl,
+		    unsigned int bound, unsigned int outer, bool sync)
+{
+	t->acquiring = true;
+	if (!hl->trylock && outer && outer > bound)
+		lockdep_report_wait_context(t, hl, sync, (int)outer);
+	if (hl->nest_lock && !held_instance(t, hl->nest_lock))
+		lockdep_report_nest_not_held(t, hl);
+	t->acquiring = false;
+}
+
+static __attribute__((noinline)) void
+acquire_chain_miss(struct lockdep_task *t, struct held_lock *hl,
+		   uint64_t key, bool sync)
+{
+	bump(&t->misses);
+	t->acquiring = true;
+	lockdep_validate_chain(t, hl, key, sync);
+	t->acquiring = false;
+}
+
+static inline __attribute__((always_inline))
+void __acquire(struct lockdep_task *t, struct lockdep_map *lock,
+			     unsigned int subclass, int trylock, int read,
+			     int check, struct lockdep_map *nest_lock,
+			     const struct lockdep_site *site, bool sync)
+{
+	struct lock_class *c = NULL;
+	struct held_lock hl;
+	unsigned int bound, inner, outer;
+	int depth = t->depth;
+	uint64_t key;
+
+	if (__builtin_expect(subclass < 2, 1))
+		c = atomic_load_explicit(&lock->class_cache[subclass],
+					 memory_order_acquire);
+	if (__builtin_expect(!c, 0)) {
+		t->cur_ip = __builtin_return_address(0);
+		t->cur_site = site;
+		t->acquiring = true;
+		c = lockdep_map_class(lock, subclass);
+		t->acquiring = false;
+		if (!c)
+			return;
+	}
+	bound = depth ? t->held[depth - 1].wait_bound : LD_WAIT_MAX;
+	inner = c->wait_inner;
+	outer = sync ? LD_WAIT_SLEEP : c->wait_outer;
+	hl = (struct held_lock){
+		.prev_chain_key = t->curr_chain_key, .instance = lock,
+		.nest_lock = nest_lock, .site = site, .class_idx = (uint16_t)c->idx,
+		.read = (uint8_t)read, .trylock = (uint8_t)!!trylock,
+		.check = (uint8_t)!!check,
+		.wait_bound = (uint8_t)(inner && inner < bound ? inner : bound),
+	};
+	if (__builtin_expect(depth >= MAX_LOCK_DEPTH, 0) && !sync) {
+		t->cur_ip = __builtin_return_address(0);
+		lockdep_report_depth_overflow(t, &hl);	/* does not return */
+	}
+	if (__builtin_expect((!trylock && outer > bound) || nest_lock, 0)) {
+		t->cur_ip = __builtin_return_address(0);
+		acquire_slow_checks(t, &hl, bound, outer, sync);
+	}
+	key = lockdep_chain_mix(t->curr_chain_key, hlock_id(c->idx, read, sync));
+	if (check && !trylock) {
+		if (__builtin_expect(lockdep_chain_lookup(key), 1)) {
+			bump(&t->hits);
+		} else {
+			t->cur_ip = __builtin_return_address(0);
+			acquire_chain_miss(t, &hl, key, sync);
+		}
+	}
+	if (__builtin_expect(t->pending != 0, 0))
+		acquire_bailout(t);
+	if (sync)
+		return;
+	t->held[depth] = hl;
+	t->depth = ++depth;
+	t->curr_chain_key = key;
+	if (__builtin_expect(depth > (int)atomic_load_explicit(&max_depth_seen,
+						memory_order_relaxed), 0))
+		atomic_store_explicit(&max_depth_seen, (unsigned long)depth,
+				      memory_order_relaxed);
+}
+
+void lock_acquire(struct lockdep_map *lock, unsigned int subclass, int trylock,
+		  int read, int check, struct lockdep_map *nest_lock,
+		  const struct lockdep_site *site)
+{
+	struct lockdep_task *t = task_enter();
+
+	if (t)
+		__acquire(t, lock, subclass, trylock, read, check, nest_lock,
+			  site, false);
+}
+
+void lock_sync(struct lockdep_map *lock, unsigned int subclass, int read,
+	       int check, struct lockdep_map *nest_lock,
+	       const struct lockdep_site *site)
+{
+	struct lockdep_task *t = task_enter();
+
+	if (t)
+		__acquire(t, lock, subclass, 0, read, check, nest_lock, site,
+			  true);
+}
+
+/* Re-fold chain keys and wait bounds from entry @from up (after a removal). */
+static void restack(struct lockdep_task *t, int from)
+{
+	uint64_t key = from ? lockdep_chain_mix(t->held[from - 1].prev_chain_key,
+			hlock_id(t->held[from - 1].class_idx, t->held[from - 1].read, false))
+			: LOCKDEP_INITIAL_CHAIN_KEY;
+
+	for (int i = from; i < t->depth; i++) {
+		struct held_lock *hl = &t->held[i];
+		unsigned int bound = i ? t->held[i - 1].wait_bound : LD_WAIT_MAX;
+		unsigned int inner = hlock_class(hl)->wait_inner;
+
+		hl->prev_chain_key = key;
+		hl->wait_bound = (uint8_t)(inner && inner < bound ? inner : bound);
+		key = lockdep_chain_mix(key, hlock_id(hl->class_idx, hl->read, false));
+	}
+	t->curr_chain_key = key;
+}
+
+static __attribute__((noinline)) void
+release_slow(struct lockdep_task *t, struct lockdep_map *lock,
+	     const struct lockdep_site *site)
+{
+	int i;
+
+	for (i = t->depth - 1; i >= 0; i--)
+		if (t->held[i].instance == lock)
+			break;
+	if (i < 0) {
+		if (!t->lenient)
+			lockdep_report_bad_unlock(t, lock, site);
+		return;
+	}
+	memmove(&t->held[i], &t->held[i + 1],
+		(size_t)(t->depth - i - 1) * sizeof(t->held[0]));
+	t->depth--;
+	restack(t, i);
+	if (!t->depth)
+		t->lenient = false;
+}
+
+void lock_release(struct lockdep_map *lock, const struct lockdep_site *site)
+{
+	struct lockdep_task *t = task_enter();
+	int depth;
+
+	if (!t)
+		return;
+	depth = t->depth;
+	if (__builtin_expect(depth && t->held[depth - 1].instance == lock, 1)) {
+		t->depth = depth - 1;
+		t->curr_chain_key = t->held[depth - 1].prev_chain_key;
+		if (depth == 1)
+			t->lenient = false;
+		return;
+	}
+	t->cur_ip = __builtin_return_address(0);
+	release_slow(t, lock, site);
+}
+
+int lock_is_held_type(const struct lockdep_map *lock, int read)
+{
+	struct lockdep_task *t = task_enter();
+
+	if (!t)
+		return LOCK_STATE_UNKNOWN;
+	for (int i = t->depth - 1; i >= 0; i--) {
+		const struct held_lock *hl = &t->held[i];
+
+		if (hl->instance != lock)
+			continue;
+		if (read == -1 || !!hl->read == !!read)
+			return LOCK_STATE_HELD;
+		return LOCK_STATE_NOT_HELD;
+	}
+	return LOCK_STATE_NOT_HELD;
+}
+
+void lockdep_might_sleep(const struct lockdep_site *site)
+{
+	struct lockdep_task *t = task_enter();
+
+	if (t && t->depth && t->held[t->depth - 1].wait_bound < LD_WAIT_SLEEP) {
+		t->cur_ip = __builtin_return_address(0);
+		lockdep_report_might_sleep(t, site);
+	}
+}
+
+void lockdep_assert_failed(const char *what, const struct lockdep_map *lock,
+			   const struct lockdep_site *site)
+{
+	struct lockdep_task *t = task_enter();
+
+	if (t) {
+		t->cur_ip = __builtin_return_address(0);
+		lockdep_report_assert(t, what, lock, site);
+	}
+}
+
+void lockdep_rcu_suspicious(const char *what, const struct lockdep_site *site)
+{
+	struct lockdep_task *t = task_enter();
+
+	if (t) {
+		t->cur_ip = __builtin_return_address(0);
+		lockdep_report_rcu(t, what, site);
+	}
+}
+
+void lockdep_set_task_name(const char *name)
+{
+	snprintf(lockdep_curr.name, sizeof(lockdep_curr.name), "%s", name);
+}
+
+const char *lockdep_task_name(void)
+{
+	struct lockdep_task *t = &lockdep_curr;
+
+	if (!t->name[0])
+		snprintf(t->name, sizeof(t->name), "thread-%d", (int)gettid());
+	return t->name;
+}
+
+int lockdep_depth(void)
+{
+	struct lockdep_task *t = task_enter();
+
+	return t ? t->depth : 0;
+}
+
+void lockdep_print_held_locks(FILE *f)
+{
+	struct lockdep_task *t = task_enter();
+
+	if (t)
+		lockdep_print_held_locks_of(f, t, true);
+}
+
+void lockdep_set_thread_bailout(lockdep_bailout_fn fn, void *arg)
+{
+	lockdep_curr.bailout = fn;
+	lockdep_curr.bailout_arg = arg;
+}
+
+/* Under graph_mutex. */
+static void update_epoch(void)
+{
+	bool was_on = atomic_load_explicit(&lockdep_epoch, memory_order_relaxed);
+
+	if (user_enabled && !broken) {
+		if (!was_on)
+			atomic_store(&lockdep_epoch, ++epoch_counter);
+	} else {
+		atomic_store(&lockdep_epoch, 0);
+	}
+}
+
+void lockdep_set_enabled(bool on)
+{
+	pthread_mutex_lock(&graph_mutex);
+	user_enabled = on;
+	update_epoch();
+	pthread_mutex_unlock(&graph_mutex);
+}
+
+bool lockdep_enabled(void)
+{
+	return atomic_load_explicit(&lockdep_epoch, memory_order_relaxed) != 0;
+}
+
+/* Under graph_mutex: a table overflowed; like debug_locks_off(). */
+void lockdep_off_broken(const char *why)
+{
+	FILE *f = lockdep_out();
+
+	fprintf(f, "%s\nturning off the locking correctness validator.\n", why);
+	fflush(f);
+	broken = true;
+	update_epoch();
+}
+
+void lockdep_order_set_enabled(bool on)
+{
+	atomic_store(&lockdep_order_on, on);
+}
+
+void lockdep_reset(void)
+{
+	pthread_mutex_lock(&graph_mutex);
+	lockdep_graph_reset();
+	lockdep_chains_reset();
+	lockdep_classes_forget_graph();
+	lockdep_report_reset();
+	pthread_mutex_unlock(&graph_mutex);
+}
+
+void lockdep_get_stats(struct lockdep_stats *st)
+{
+	*st = (struct lockdep_stats){ 0 };
+	lockdep_report_stats(st);
+	lockdep_fold_task_stats(&st->chain_hits, &st->chain_misses);
+	st->classes = atomic_load(&nr_lock_classes);
+	st->max_depth = atomic_load(&max_depth_seen);
+	st->static_keys = lockdep_nr_static_keys();
+	pthread_mutex_lock(&graph_mutex);
+	st->dependencies = lockdep_nr_deps();
+	st->chains = lockdep_nr_chains();
+	pthread_mutex_unlock(&graph_mutex);
+}
+
+static void count_key(const struct lock_class_key *key, void *arg)
+{
+	(void)key;
+	(*(unsigned long *)arg)++;
+}
+
+unsigned long lockdep_nr_static_keys(void)
+{
+	unsigned long n = 0;
+
+	lockdep_for_each_static_key(count_key, &n);
+	return n;
+}
