@@ -137,7 +137,7 @@ static bool held_instance(struct lockdep_task *t, const struct lockdep_map *m)
 }
 
 /* The acquisition reported a problem: let the thread stop before it blocks. */
-static __attribute__((noinline)) void acquire_bailout(struct lockdep_task *t)
+static void acquire_bailout(struct lockdep_task *t)
 {
 	int kind = t->pending - 1;
 
@@ -146,51 +146,44 @@ static __attribute__((noinline)) void acquire_bailout(struct lockdep_task *t)
 		t->bailout(t->bailout_arg, (enum lockdep_report_kind)kind);
 }
 
-static __attribute__((noinline)) void
-acquire_slow_checks(struct lockdep_task *t, struct held_lock *hl,
-		    unsigned int bound, unsigned int outer, bool sync)
+static void push(struct lockdep_task *t, const struct held_lock *hl,
+		 uint64_t key)
 {
-	t->acquiring = true;
-	if (!hl->trylock && outer && outer > bound)
-		lockdep_report_wait_context(t, hl, sync, (int)outer);
-	if (hl->nest_lock && !held_instance(t, hl->nest_lock))
-		lockdep_report_nest_not_held(t, hl);
-	t->acquiring = false;
+	int depth = t->depth;
+
+	t->held[depth] = *hl;
+	t->depth = ++depth;
+	t->curr_chain_key = key;
+	if (depth > (int)atomic_load_explicit(&max_depth_seen, memory_order_relaxed))
+		atomic_store_explicit(&max_depth_seen, (unsigned long)depth,
+				      memory_order_relaxed);
 }
 
+/*
+ * Everything but the common case: the first acquisition of a map (class
+ * lookup), a nest lock, a wait-context violation, a held-stack overflow or
+ * a chain-cache miss.  @ip is the return address of the entry point: where
+ * the user's stack starts in backtraces.
+ */
 static __attribute__((noinline)) void
-acquire_chain_miss(struct lockdep_task *t, struct held_lock *hl,
-		   uint64_t key, bool sync)
+acquire_slow(struct lockdep_task *t, struct lockdep_map *lock,
+	     unsigned int subclass, int trylock, int read, int check,
+	     struct lockdep_map *nest_lock, const struct lockdep_site *site,
+	     bool sync, void *ip)
 {
-	bump(&t->misses);
-	t->acquiring = true;
-	lockdep_validate_chain(t, hl, key, sync);
-	t->acquiring = false;
-}
-
-static inline __attribute__((always_inline))
-void __acquire(struct lockdep_task *t, struct lockdep_map *lock,
-			     unsigned int subclass, int trylock, int read,
-			     int check, struct lockdep_map *nest_lock,
-			     const struct lockdep_site *site, bool sync)
-{
-	struct lock_class *c = NULL;
-	struct held_lock hl;
 	unsigned int bound, inner, outer;
+	struct lock_class *c;
+	struct held_lock hl;
 	int depth = t->depth;
 	uint64_t key;
 
-	if (__builtin_expect(subclass < 2, 1))
-		c = atomic_load_explicit(&lock->class_cache[subclass],
-					 memory_order_acquire);
-	if (__builtin_expect(!c, 0)) {
-		t->cur_ip = __builtin_return_address(0);
-		t->cur_site = site;
-		t->acquiring = true;
-		c = lockdep_map_class(lock, subclass);
+	t->cur_ip = ip;
+	t->cur_site = site;
+	t->acquiring = true;
+	c = lockdep_map_class(lock, subclass);
+	if (!c) {
 		t->acquiring = false;
-		if (!c)
-			return;
+		return;
 	}
 	bound = depth ? t->held[depth - 1].wait_bound : LD_WAIT_MAX;
 	inner = c->wait_inner;
@@ -202,34 +195,82 @@ void __acquire(struct lockdep_task *t, struct lockdep_map *lock,
 		.check = (uint8_t)!!check,
 		.wait_bound = (uint8_t)(inner && inner < bound ? inner : bound),
 	};
-	if (__builtin_expect(depth >= MAX_LOCK_DEPTH, 0) && !sync) {
-		t->cur_ip = __builtin_return_address(0);
+	if (depth >= MAX_LOCK_DEPTH && !sync)
 		lockdep_report_depth_overflow(t, &hl);	/* does not return */
-	}
-	if (__builtin_expect((!trylock && outer > bound) || nest_lock, 0)) {
-		t->cur_ip = __builtin_return_address(0);
-		acquire_slow_checks(t, &hl, bound, outer, sync);
-	}
+	if (!trylock && outer > bound)
+		lockdep_report_wait_context(t, &hl, sync, (int)outer);
+	if (nest_lock && !held_instance(t, nest_lock))
+		lockdep_report_nest_not_held(t, &hl);
 	key = lockdep_chain_mix(t->curr_chain_key, hlock_id(c->idx, read, sync));
 	if (check && !trylock) {
-		if (__builtin_expect(lockdep_chain_lookup(key), 1)) {
+		if (lockdep_chain_lookup(key)) {
 			bump(&t->hits);
 		} else {
-			t->cur_ip = __builtin_return_address(0);
-			acquire_chain_miss(t, &hl, key, sync);
+			bump(&t->misses);
+			lockdep_validate_chain(t, &hl, key, sync);
 		}
 	}
-	if (__builtin_expect(t->pending != 0, 0))
+	t->acquiring = false;
+	if (t->pending)
 		acquire_bailout(t);
+	if (!sync)
+		push(t, &hl, key);
+}
+
+/*
+ * The common case, inline in lock_acquire()/lock_sync(): a cached class,
+ * nothing to report, a chain-cache hit (or a trylock / check == 0, which
+ * are never validated).
+ */
+static inline __attribute__((always_inline))
+void __acquire(struct lockdep_task *t, struct lockdep_map *lock,
+	       unsigned int subclass, int trylock, int read, int check,
+	       struct lockdep_map *nest_lock, const struct lockdep_site *site,
+	       bool sync, void *ip)
+{
+	struct lock_class *c = NULL;
+	int depth = t->depth;
+	unsigned int bound, inner;
+	struct held_lock *hl;
+	uint64_t key;
+
+	if (__builtin_expect(subclass < 2, 1))
+		c = atomic_load_explicit(&lock->class_cache[subclass],
+					 memory_order_acquire);
+	if (__builtin_expect(!c || nest_lock || depth >= MAX_LOCK_DEPTH, 0))
+		goto slow;
+	bound = depth ? t->held[depth - 1].wait_bound : LD_WAIT_MAX;
+	if (__builtin_expect(!trylock && (sync ? LD_WAIT_SLEEP : c->wait_outer) > bound, 0))
+		goto slow;
+	key = lockdep_chain_mix(t->curr_chain_key, hlock_id(c->idx, read, sync));
+	if (check && !trylock) {
+		if (__builtin_expect(!lockdep_chain_lookup(key), 0))
+			goto slow;
+		bump(&t->hits);
+	}
 	if (sync)
 		return;
-	t->held[depth] = hl;
+	inner = c->wait_inner;
+	hl = &t->held[depth];
+	hl->prev_chain_key = t->curr_chain_key;
+	hl->instance = lock;
+	hl->nest_lock = NULL;
+	hl->site = site;
+	hl->class_idx = (uint16_t)c->idx;
+	hl->read = (uint8_t)read;
+	hl->trylock = (uint8_t)!!trylock;
+	hl->check = (uint8_t)!!check;
+	hl->wait_bound = (uint8_t)(inner && inner < bound ? inner : bound);
 	t->depth = ++depth;
 	t->curr_chain_key = key;
 	if (__builtin_expect(depth > (int)atomic_load_explicit(&max_depth_seen,
 						memory_order_relaxed), 0))
 		atomic_store_explicit(&max_depth_seen, (unsigned long)depth,
 				      memory_order_relaxed);
+	return;
+slow:
+	acquire_slow(t, lock, subclass, trylock, read, check, nest_lock, site,
+		     sync, ip);
 }
 
 void lock_acquire(struct lockdep_map *lock, unsigned int subclass, int trylock,
@@ -240,7 +281,7 @@ void lock_acquire(struct lockdep_map *lock, unsigned int subclass, int trylock,
 
 	if (t)
 		__acquire(t, lock, subclass, trylock, read, check, nest_lock,
-			  site, false);
+			  site, false, __builtin_return_address(0));
 }
 
 void lock_sync(struct lockdep_map *lock, unsigned int subclass, int read,
@@ -251,7 +292,7 @@ void lock_sync(struct lockdep_map *lock, unsigned int subclass, int read,
 
 	if (t)
 		__acquire(t, lock, subclass, 0, read, check, nest_lock, site,
-			  true);
+			  true, __builtin_return_address(0));
 }
 
 /* Re-fold chain keys and wait bounds from entry @from up (after a removal). */

@@ -59,8 +59,13 @@ extern pthread_mutex_t order_mutex;
 extern struct lock_order *lo_cur;	/* under order_mutex */
 
 /* order.c */
+struct lock_order *lo_parse(const char *text, const char *origin,
+			    const char *variant, char *errbuf, size_t len);
+void lo_free(struct lock_order *o);
 int lo_find(const struct lock_order *o, const char *name);
 const char *lo_type_name(int type);
+
+/* order_load.c */
 void lo_ensure_loaded(void);		/* under order_mutex */
 
 /* order_graph.c */
