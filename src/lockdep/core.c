@@ -13,6 +13,7 @@
  * whose stack belongs to an older epoch drops it silently the next time it
  * enters the validator (its locks were taken while nobody was watching).
  */
+#include <execinfo.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,7 +59,14 @@ static void task_exit(void *arg)
 
 static void task_key_init(void)
 {
+	void *frame[2];
+
 	pthread_key_create(&task_key, task_exit);
+	/*
+	 * backtrace() loads libgcc_s on first use, under the dynamic loader's
+	 * lock; do that now, outside graph_mutex, so the two never nest.
+	 */
+	backtrace(frame, 2);
 }
 
 void lockdep_task_attach(struct lockdep_task *t)

@@ -127,7 +127,6 @@ int lockdep_order_set_variant(const char *variant)
 	return ret;
 }
 
-/* The strings below live as long as the loaded order: for messages only. */
 const char *lockdep_order_variant(void)
 {
 	const char *v;
@@ -139,13 +138,40 @@ const char *lockdep_order_variant(void)
 	return v;
 }
 
+/*
+ * Reports print the origin while another thread may load a new order, so
+ * the string handed out must outlive the order it came from: every origin
+ * ever loaded is kept (there are few, and they stay reachable).
+ */
+struct lo_origin {
+	struct lo_origin *next;
+	char name[];
+};
+static struct lo_origin *lo_origins;
+
+static const char *lo_intern(const char *name)
+{
+	struct lo_origin *o;
+
+	for (o = lo_origins; o; o = o->next)
+		if (!strcmp(o->name, name))
+			return o->name;
+	o = malloc(sizeof(*o) + strlen(name) + 1);
+	if (!o)
+		abort();
+	strcpy(o->name, name);
+	o->next = lo_origins;
+	lo_origins = o;
+	return o->name;
+}
+
 const char *lockdep_order_origin(void)
 {
 	const char *v;
 
 	pthread_mutex_lock(&order_mutex);
 	lo_ensure_loaded();
-	v = lo_cur ? lo_cur->origin : "none";
+	v = lo_cur ? lo_intern(lo_cur->origin) : "none";
 	pthread_mutex_unlock(&order_mutex);
 	return v;
 }
