@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Dirty logging, bitmap mode (kvm-brief.md section 6): marking, and the
+ * KVM_GET_DIRTY_LOG / KVM_CLEAR_DIRTY_LOG ioctls with KVM's semantics.
+ *
+ * Bits are set by vCPUs with atomic OR and harvested with an atomic
+ * exchange (or fetch-and-not), so no bit set concurrently is ever lost.  Every
+ * re-protection of the harvested gfns is followed by a TLB flush before the
+ * ioctl returns: a vCPU must not keep writing through a stale writable
+ * translation that the next log would miss.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "kvm/kvm_internal.h"
+#include "sync/bug.h"
+#include "sync/race.h"
+#include "ukvm/ukvm.h"
+
+#define BITS_PER_LONG 64
+
+static inline unsigned long bitmap_load(unsigned long *w)
+{
+	return __atomic_load_n(w, __ATOMIC_RELAXED);
+}
+
+/* Record a write to @gfn in @slot's bitmap; callers hold kvm->srcu. */
+void mark_page_dirty_in_slot(struct kvm *kvm, const struct kvm_memory_slot *slot,
+			     gfn_t gfn)
+{
+	unsigned long rel;
+
+	if (!slot || !kvm_slot_dirty_track_enabled(slot) || !slot->dirty_bitmap)
+		return;
+	if (UKVM_WARN_ON(gfn < slot->base_gfn || gfn >= slot->base_gfn + slot->npages))
+		return;
+	rel = gfn - slot->base_gfn;
+	if (!(bitmap_load(&slot->dirty_bitmap[rel / BITS_PER_LONG]) &
+	      (1UL << (rel % BITS_PER_LONG)))) {
+		__atomic_fetch_or(&slot->dirty_bitmap[rel / BITS_PER_LONG],
+				  1UL << (rel % BITS_PER_LONG), __ATOMIC_SEQ_CST);
+		atomic_fetch_add_explicit(&kvm->stat.dirty_pages_logged, 1,
+					  memory_order_relaxed);
+	}
+}
+
+void mark_page_dirty(struct kvm *kvm, gfn_t gfn)
+{
+	mark_page_dirty_in_slot(kvm, gfn_to_memslot(kvm, gfn), gfn);
+}
+
+static int lookup_logged_slot(struct kvm *kvm, uint32_t slot_arg,
+			      struct kvm_memory_slot **out)
+{
+	unsigned int as_id = slot_arg >> 16, id = (uint16_t)slot_arg;
+	struct kvm_memory_slot *slot;
+
+	if (as_id >= KVM_ADDRESS_SPACE_NUM || id >= KVM_USER_MEM_SLOTS)
+		return -EINVAL;
+	slot = id_to_memslot(__kvm_memslots(kvm, (int)as_id), (int)id);
+	if (!slot || !slot->dirty_bitmap)
+		return -ENOENT;
+	*out = slot;
+	return 0;
+}
+
+/*
+ * KVM_GET_DIRTY_LOG.  Without manual protect: snapshot-and-clear each word
+ * (xchg) and write-protect its gfns under mmu_lock, then flush.  With manual
+ * protect: a plain copy; protection is left to KVM_CLEAR_DIRTY_LOG.
+ */
+int kvm_get_dirty_log_protect(struct kvm *kvm, struct kvm_dirty_log *log)
+{
+	struct kvm_memory_slot *slot;
+	unsigned long *bitmap, *buffer, words;
+	bool flush = false;
+	int r;
+
+	lockdep_assert_held(&kvm->slots_lock);
+	r = lookup_logged_slot(kvm, log->slot, &slot);
+	if (r)
+		return r;
+	bitmap = slot->dirty_bitmap;
+	kvm_arch_call(kvm, sync_dirty_log, kvm, slot);
+	words = kvm_dirty_bitmap_bytes(slot) / sizeof(unsigned long);
+
+	if (kvm->manual_dirty_log_protect) {
+		buffer = kvm_second_dirty_bitmap(slot);
+		for (unsigned long i = 0; i < words; i++)
+			buffer[i] = bitmap_load(&bitmap[i]);
+	} else {
+		buffer = kvm_second_dirty_bitmap(slot);
+		memset(buffer, 0, words * sizeof(unsigned long));
+		write_lock(&kvm->mmu_lock);
+		for (unsigned long i = 0; i < words; i++) {
+			unsigned long mask;
+
+			if (!bitmap_load(&bitmap[i]))
+				continue;
+			flush = true;
+			/* Snapshot and clear at once: a later set lands in the next log. */
+			mask = __atomic_exchange_n(&bitmap[i], 0, __ATOMIC_SEQ_CST);
+			buffer[i] = mask;
+			RACE_POINT(DIRTY_LOG_HARVESTED);
+			kvm_arch_call(kvm, mmu_enable_log_dirty_pt_masked, kvm, slot,
+				      i * BITS_PER_LONG, mask);
+		}
+		write_unlock(&kvm->mmu_lock);
+	}
+
+	/*
+	 * Until this flush a vCPU may still write through a writable TLB
+	 * entry: harmless, the page is in this snapshot, and the flush makes
+	 * every later write fault and be logged for the next call.
+	 */
+	RACE_POINT(WRPROT_BEFORE_FLUSH);
+	if (flush && !ukvm_unsafe(UNSAFE_NO_WRPROT_FLUSH))
+		kvm_flush_remote_tlbs_memslot(kvm, slot);
+
+	if (!log->dirty_bitmap)
+		return -EFAULT;
+	memcpy(log->dirty_bitmap, buffer, words * sizeof(unsigned long));
+	atomic_fetch_add_explicit(&kvm->stat.dirty_log_get, 1, memory_order_relaxed);
+	return 0;
+}
+
+/*
+ * KVM_CLEAR_DIRTY_LOG (manual protect): clear the requested bits, and
+ * re-protect exactly the gfns whose bit was set and is now cleared.
+ * 64-page granularity keeps mmu_lock hold times short.
+ */
+int kvm_clear_dirty_log_protect(struct kvm *kvm, struct kvm_clear_dirty_log *log)
+{
+	struct kvm_memory_slot *slot;
+	unsigned long *bitmap, *buffer, n, i, offset;
+	bool flush = false;
+	int r;
+
+	lockdep_assert_held(&kvm->slots_lock);
+	if (log->first_page & 63)
+		return -EINVAL;
+	r = lookup_logged_slot(kvm, log->slot, &slot);
+	if (r)
+		return r;
+	bitmap = slot->dirty_bitmap;
+	n = ((log->num_pages + 63) & ~63ULL) / 8;
+	if (log->first_page > slot->npages ||
+	    log->num_pages > slot->npages - log->first_page ||
+	    (log->num_pages < slot->npages - log->first_page &&
+	     (log->num_pages & 63)))
+		return -EINVAL;
+
+	kvm_arch_call(kvm, sync_dirty_log, kvm, slot);
+	buffer = kvm_second_dirty_bitmap(slot);
+	if (!log->dirty_bitmap)
+		return -EFAULT;
+	memcpy(buffer, log->dirty_bitmap, n);
+
+	write_lock(&kvm->mmu_lock);
+	for (offset = log->first_page, i = offset / BITS_PER_LONG,
+	     n = (log->num_pages + BITS_PER_LONG - 1) / BITS_PER_LONG;
+	     n--; i++, offset += BITS_PER_LONG) {
+		unsigned long mask = *buffer++;
+
+		if (!mask)
+			continue;
+		/* Bits past the slot's end are never set: ignored here. */
+		mask &= __atomic_fetch_and(&bitmap[i], ~mask, __ATOMIC_SEQ_CST);
+		if (mask) {
+			flush = true;
+			kvm_arch_call(kvm, mmu_enable_log_dirty_pt_masked, kvm, slot,
+				      offset, mask);
+		}
+	}
+	write_unlock(&kvm->mmu_lock);
+
+	RACE_POINT(WRPROT_BEFORE_FLUSH);
+	if (flush && !ukvm_unsafe(UNSAFE_NO_WRPROT_FLUSH))
+		kvm_flush_remote_tlbs_memslot(kvm, slot);
+	atomic_fetch_add_explicit(&kvm->stat.dirty_log_clear, 1, memory_order_relaxed);
+	return 0;
+}
+
+int ukvm_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log)
+{
+	int r;
+
+	if (!kvm || !log)
+		return -EFAULT;
+	mutex_lock(&kvm->slots_lock);
+	r = kvm_get_dirty_log_protect(kvm, log);
+	mutex_unlock(&kvm->slots_lock);
+	return r;
+}
+
+int ukvm_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log)
+{
+	int r;
+
+	if (!kvm || !log)
+		return -EFAULT;
+	mutex_lock(&kvm->slots_lock);
+	r = kvm_clear_dirty_log_protect(kvm, log);
+	mutex_unlock(&kvm->slots_lock);
+	return r;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The x86 MMU's interface to the layers above it (src/hw's run loop) and to
+ * the x86 glue (x86.c).  arch/x86/kvm/mmu.h in the kernel.
+ */
+#ifndef UKVM_X86_MMU_MMU_H
+#define UKVM_X86_MMU_MMU_H
+
+#include "x86/mmu/mmu_internal.h"
+
+/* An EPT violation at @gpa: RET_PF_* or a negative errno. */
+int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, uint32_t error_code);
+int fast_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault);
+
+/*
+ * An EPT misconfiguration at @gpa (an MMIO SPTE): RET_PF_EMULATE if the
+ * SPTE is current (exit to MMIO emulation), RET_PF_RETRY if it was stale and
+ * has been dropped (the access will fault normally).
+ */
+int kvm_mmu_handle_mmio_spte(struct kvm_vcpu *vcpu, gpa_t gpa);
+
+int kvm_mmu_load(struct kvm_vcpu *vcpu);
+void kvm_mmu_unload(struct kvm_vcpu *vcpu);
+int kvm_mmu_reload(struct kvm_vcpu *vcpu);
+void kvm_mmu_free_obsolete_roots(struct kvm_vcpu *vcpu);
+
+void kvm_mmu_zap_all_fast(struct kvm *kvm);
+void kvm_mmu_zap_all(struct kvm *kvm);
+void kvm_mmu_zap_memslot(struct kvm *kvm, struct kvm_memory_slot *slot);
+
+/* x86 glue (x86.c) */
+extern const struct kvm_arch_ops kvm_x86_arch_ops;
+int kvm_x86_vcpu_set_apic_base(struct kvm_vcpu *vcpu, uint64_t value);
+int kvm_x86_vcpu_set_tsc(struct kvm_vcpu *vcpu, uint64_t tsc);
+int kvm_x86_hv_set_guest_os_id(struct kvm_vcpu *vcpu, uint64_t id);
+int kvm_x86_xen_set_shared_info(struct kvm_vcpu *vcpu, uint64_t gfn);
+/* Toggle an arch-internal memslot from vCPU context (APICv inhibit). */
+int kvm_x86_inhibit_apic_access_page(struct kvm_vcpu *vcpu, bool inhibit);
+bool kvm_x86_hardware_enabled(unsigned int cpu);
+
+#endif /* UKVM_X86_MMU_MMU_H */

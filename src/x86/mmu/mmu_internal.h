@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Types private to the x86 MMU files: shadow (TDP) page headers, the x86
+ * parts of struct kvm and struct kvm_vcpu, the page-fault descriptor.
+ */
+#ifndef UKVM_X86_MMU_MMU_INTERNAL_H
+#define UKVM_X86_MMU_MMU_INTERNAL_H
+
+#include <urcu/list.h>
+
+#include "kvm/kvm_arch.h"
+#include "kvm/kvm_host.h"
+#include "sync/sync.h"
+#include "ukvm/ukvm.h"
+#include "x86/mmu/spte.h"
+
+#define PT64_ROOT_MAX_LEVEL	5
+#define KVM_MAX_HUGEPAGE_LEVEL	PG_LEVEL_1G
+#define KVM_NR_PAGE_SIZES	3
+
+union kvm_mmu_page_role {
+	uint32_t word;
+	struct {
+		unsigned int level:4;
+		unsigned int invalid:1;
+		unsigned int as_id:2;
+		unsigned int ad_disabled:1;
+	};
+};
+
+/* The header of one page-table page (its 512 SPTEs live in a host frame). */
+struct kvm_mmu_page {
+	struct cds_list_head link;	/* roots: kvm->arch.tdp_mmu_roots */
+	union kvm_mmu_page_role role;
+	gfn_t gfn;			/* first gfn this table maps */
+	unsigned long spt_pfn;		/* the table's frame */
+	_Atomic uint64_t *spt;		/* its SPTEs */
+	_Atomic int tdp_mmu_root_count;	/* roots only */
+	bool tdp_mmu_scheduled_root_to_zap;
+	struct kvm *kvm;
+	struct rcu_head rcu_head;
+};
+
+/* Pre-allocated objects, filled before taking mmu_lock (may sleep). */
+#define KVM_MMU_CACHE_CAPACITY 16
+struct kvm_mmu_memory_cache {
+	int nobjs;
+	void *objects[KVM_MMU_CACHE_CAPACITY];
+};
+
+/* x86's part of struct kvm (kvm->arch). */
+struct kvm_arch {
+	struct cds_list_head tdp_mmu_roots;	/* RCU; changed under tdp_mmu_pages_lock */
+	spinlock_t tdp_mmu_pages_lock;
+	spinlock_t mmu_unsync_pages_lock;	/* shadow MMU only: never taken here */
+	raw_spinlock_t tsc_write_lock;
+	uint64_t last_tsc_write, last_tsc_nsec, last_tsc_offset;
+	struct { struct mutex hv_lock; uint64_t hv_guest_os_id; uint64_t hv_hypercall; } hyperv;
+	struct { struct mutex xen_lock; uint64_t shared_info_gfn; } xen;
+
+	bool ad_enabled;		/* EPT A/D bits (else access tracking) */
+	int root_level;			/* 4 or 5 */
+	gfn_t max_gfn;			/* kvm_mmu_max_gfn() */
+	enum ukvm_dirty_mode dirty_mode;
+	bool big_mmu_lock;		/* legacy: faults take mmu_lock for write */
+	uint64_t mmio_gen_wraps;
+	_Atomic unsigned long apic_access_hva;	/* internal APIC-access slot's page */
+
+	struct {
+		_Atomic long pages[KVM_NR_PAGE_SIZES];	/* leaf SPTEs per size */
+		_Atomic unsigned long tables_allocated, tables_freed;
+		_Atomic unsigned long roots_allocated, zaps, wrprot_flushes;
+		_Atomic unsigned long fast_pf_fixed, mmio_sptes, huge_splits;
+	} stat;
+};
+
+/* Per-slot huge-page bookkeeping (slot->arch). */
+struct kvm_lpage_info {
+	int disallow_lpage;
+};
+struct kvm_arch_memory_slot {
+	struct kvm_lpage_info *lpage_info[KVM_NR_PAGE_SIZES - 1];	/* 2M, 1G */
+};
+
+struct kvm_mmu {
+	struct kvm_mmu_page *root;	/* referenced (tdp_mmu_root_count) */
+	unsigned long root_pfn;
+};
+
+/* x86's part of struct kvm_vcpu (vcpu->arch). */
+struct kvm_vcpu_arch {
+	struct kvm_mmu mmu;
+	struct kvm_mmu_memory_cache mmu_page_header_cache;
+	struct kvm_mmu_memory_cache mmu_shadow_page_cache;
+	uint64_t tsc_offset;
+	uint64_t apic_base;
+	uint64_t hv_vp_index;
+};
+
+static inline struct kvm_arch *kvm_x86(struct kvm *kvm)
+{
+	return (struct kvm_arch *)kvm->arch;
+}
+
+static inline struct kvm_vcpu_arch *vcpu_x86(struct kvm_vcpu *vcpu)
+{
+	return (struct kvm_vcpu_arch *)vcpu->arch;
+}
+
+static inline struct kvm_mmu_page *sptep_to_sp(_Atomic uint64_t *sptep)
+{
+	unsigned long pfn = (unsigned long)(((uint8_t *)sptep - host_mem_base) >> PAGE_SHIFT);
+
+	return atomic_load_explicit(&pfn_to_page(pfn)->private, memory_order_acquire);
+}
+
+static inline _Atomic uint64_t *spte_to_child_pt(uint64_t spte, int level)
+{
+	if (!is_shadow_present_pte(spte) || is_last_spte(spte, level))
+		return NULL;
+	return pfn_to_virt(spte_to_pfn(spte));
+}
+
+static inline struct kvm_mmu_page *root_to_sp(struct kvm_mmu *mmu)
+{
+	return mmu->root;
+}
+
+/* Results of the page-fault handlers (arch/x86/kvm/mmu/mmu_internal.h). */
+enum {
+	RET_PF_CONTINUE = 0,
+	RET_PF_RETRY,
+	RET_PF_EMULATE,
+	RET_PF_WRITE_PROTECTED,
+	RET_PF_INVALID,
+	RET_PF_FIXED,
+	RET_PF_SPURIOUS,
+};
+
+/* EPT violation qualification bits (our own encoding of the access). */
+#define PFERR_PRESENT_MASK	(1u << 0)	/* some permission was present */
+#define PFERR_WRITE_MASK	(1u << 1)
+#define PFERR_FETCH_MASK	(1u << 2)
+#define PFERR_RSVD_MASK		(1u << 3)
+
+struct kvm_page_fault {
+	gpa_t addr;
+	uint32_t error_code;
+	bool prefetch;
+	bool exec, write, present, rsvd;
+	gfn_t gfn;
+	struct kvm_memory_slot *slot;
+	int max_level, req_level, goal_level;
+	bool huge_page_disallowed;
+	unsigned long mmu_seq;
+	kvm_pfn_t pfn;
+	unsigned long hva;
+	bool map_writable;
+	struct page *refcounted_page;
+};
+
+/* mmu.c */
+int kvm_mmu_topup_memory_caches(struct kvm_vcpu *vcpu);
+void kvm_mmu_free_memory_caches(struct kvm_vcpu *vcpu);
+void *kvm_mmu_memory_cache_alloc(struct kvm_mmu_memory_cache *mc);
+int kvm_mmu_max_mapping_level(struct kvm *kvm, const struct kvm_memory_slot *slot,
+			      gfn_t gfn, int max_level);
+void kvm_mmu_hugepage_adjust(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault);
+
+/* hugepage.c */
+int kvm_alloc_lpage_info(struct kvm *kvm, struct kvm_memory_slot *slot);
+void kvm_free_lpage_info(struct kvm_memory_slot *slot);
+bool lpage_disallowed(const struct kvm_memory_slot *slot, gfn_t gfn, int level);
+
+#endif /* UKVM_X86_MMU_MMU_INTERNAL_H */
