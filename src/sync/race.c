@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 /* Race points and unsafe knobs (see race.h). */
+#include <stddef.h>
+
 #include "sync/race.h"
 
 #define __RP_NAME(n, d) #n,
 #define __RP_DESC(n, d) d,
-const char *const ukvm_race_point_names[RP_NR] = { UKVM_RACE_POINTS(__RP_NAME) };
-const char *const ukvm_race_point_descs[RP_NR] = { UKVM_RACE_POINTS(__RP_DESC) };
-const char *const ukvm_unsafe_knob_names[UNSAFE_NR] = { UKVM_UNSAFE_KNOBS(__RP_NAME) };
-const char *const ukvm_unsafe_knob_descs[UNSAFE_NR] = { UKVM_UNSAFE_KNOBS(__RP_DESC) };
+const char *const ukvm_race_point_names[RP_NR] = { UKVM_RACE_POINT_LIST(__RP_NAME) };
+const char *const ukvm_race_point_descs[RP_NR] = { UKVM_RACE_POINT_LIST(__RP_DESC) };
+const char *const ukvm_unsafe_knob_names[UNSAFE_NR] = { UKVM_UNSAFE_KNOB_LIST(__RP_NAME) };
+const char *const ukvm_unsafe_knob_descs[UNSAFE_NR] = { UKVM_UNSAFE_KNOB_LIST(__RP_DESC) };
 
 #if UKVM_RACE_POINTS
 _Atomic int ukvm_race_armed;

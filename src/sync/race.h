@@ -24,7 +24,7 @@
 #include "config.h"
 
 /* X(name, "where") — every race point in the code. */
-#define UKVM_RACE_POINTS(X)                                                   \
+#define UKVM_RACE_POINT_LIST(X)                                                   \
 	X(FAULT_AFTER_SNAPSHOT, "fault: mmu_invalidate_seq snapshotted, before the pfn lookup") \
 	X(FAULT_AFTER_PFN, "fault: pfn looked up, before taking mmu_lock")   \
 	X(FAULT_BEFORE_INSTALL, "fault: under mmu_lock, before installing the SPTE") \
@@ -48,7 +48,7 @@
 	X(VM_LIST_WALK, "vm_list walker: inside the walk")
 
 /* X(name, "what the knob removes") — every unsafe knob. */
-#define UKVM_UNSAFE_KNOBS(X)                                                  \
+#define UKVM_UNSAFE_KNOB_LIST(X)                                                  \
 	X(NONATOMIC_SPTE, "update SPTEs with a plain load/store even when the CPU or the fast path can change them (spte_needs_atomic_update() always false)") \
 	X(NO_WRPROT_FLUSH, "skip the TLB flush after write-protecting SPTEs for dirty logging") \
 	X(NO_STALE_CHECK, "skip is_page_fault_stale(): install the SPTE even if an invalidation raced") \
@@ -58,10 +58,10 @@
 	X(SLOTS_LOCK_UNDER_VCPU_REVERSED, "a path takes vcpu->mutex inside kvm->slots_lock")
 
 #define __RP_ENUM(n, d) RP_##n,
-enum ukvm_race_point { UKVM_RACE_POINTS(__RP_ENUM) RP_NR };
+enum ukvm_race_point { UKVM_RACE_POINT_LIST(__RP_ENUM) RP_NR };
 #undef __RP_ENUM
 #define __UNSAFE_ENUM(n, d) UNSAFE_##n,
-enum ukvm_unsafe_knob { UKVM_UNSAFE_KNOBS(__UNSAFE_ENUM) UNSAFE_NR };
+enum ukvm_unsafe_knob { UKVM_UNSAFE_KNOB_LIST(__UNSAFE_ENUM) UNSAFE_NR };
 #undef __UNSAFE_ENUM
 
 extern const char *const ukvm_race_point_names[RP_NR];
