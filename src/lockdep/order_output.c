@@ -168,21 +168,36 @@ static const char *lo_mode_word(int mode)
 	return mode >= 0 && mode <= LOM_SYNC ? w[mode] : "?";
 }
 
-/* Dashed: into a recursive reader; blue: a sync; label: non-default modes. */
-static void lo_dot_rule(FILE *f, const struct lock_order *o,
-			const struct lo_rule *r)
+/*
+ * One edge per ordered pair, whatever the modes: dashed when every rule
+ * goes into a recursive reader, blue when every rule is a sync, labelled
+ * with the modes unless all are plain exclusive.
+ */
+static void lo_dot_pair(FILE *f, const struct lock_order *o, int a, int b)
 {
-	char label[32] = "";
+	char label[96] = "", tip[256] = "";
+	bool all_rr = true, all_sync = true, plain = true;
 
-	if (r->omode != LOM_EXCL || r->imode != LOM_EXCL)
-		snprintf(label, sizeof(label), "%s=>%s", lo_mode_word(r->omode),
-			 lo_mode_word(r->imode));
-	fprintf(f, "  \"%s\" -> \"%s\" [tooltip=\"line %d%s%s\"%s%s%s%s%s];\n",
-		o->classes[r->outer].name, o->classes[r->inner].name, r->line,
-		r->src ? ": " : "", r->src ? r->src : "",
-		r->imode == LOM_RREAD ? ", style=dashed" : "",
-		r->imode == LOM_SYNC ? ", color=blue, fontcolor=blue" : "",
-		label[0] ? ", label=\"" : "", label, label[0] ? "\"" : "");
+	for (int i = 0; i < o->nr_rules; i++) {
+		const struct lo_rule *r = &o->rules[i];
+		size_t n = strlen(label);
+
+		if (!r->active || r->outer != a || r->inner != b)
+			continue;
+		all_rr &= r->imode == LOM_RREAD;
+		all_sync &= r->imode == LOM_SYNC;
+		plain &= r->omode == LOM_EXCL && r->imode == LOM_EXCL;
+		snprintf(label + n, sizeof(label) - n, "%s%s=>%s", n ? "," : "",
+			 lo_mode_word(r->omode), lo_mode_word(r->imode));
+		n = strlen(tip);
+		snprintf(tip + n, sizeof(tip) - n, "%sline %d%s%s", n ? "; " : "",
+			 r->line, r->src ? ": " : "", r->src ? r->src : "");
+	}
+	fprintf(f, "  \"%s\" -> \"%s\" [tooltip=\"%s\"%s%s%s%s%s];\n",
+		o->classes[a].name, o->classes[b].name, tip,
+		all_rr ? ", style=dashed" : "",
+		all_sync ? ", color=blue, fontcolor=blue" : "",
+		plain ? "" : ", label=\"", plain ? "" : label, plain ? "" : "\"");
 }
 
 void lockdep_order_write_dot(FILE *f)
@@ -214,9 +229,10 @@ void lockdep_order_write_dot(FILE *f)
 		}
 		fprintf(f, "  }\n");
 	}
-	for (int i = 0; o && i < o->nr_rules; i++)
-		if (o->rules[i].active)
-			lo_dot_rule(f, o, &o->rules[i]);
+	for (int a = 0; o && a < o->nr_classes; a++)
+		for (int b = 0; b < o->nr_classes; b++)
+			if (o->pair[a * o->nr_classes + b].rule >= 0)
+				lo_dot_pair(f, o, a, b);
 	fprintf(f, "}\n");
 	pthread_mutex_unlock(&order_mutex);
 }
