@@ -179,7 +179,15 @@ struct lockdep_stats {
 	unsigned long by_kind[LDR_NR];
 };
 
-/* Called (in the acquiring thread) after a report caused by that thread. */
+/*
+ * Called (in the acquiring thread) after a report caused by that thread's
+ * acquisition or sync, before the lock is pushed on its held stack; it may
+ * longjmp() out (the acquisition is then simply not recorded).  It is also
+ * called when the error is a repeat that de-duplication did not print (a
+ * repeat deadlocks just as well), never for warnings (LDR_UNDOCUMENTED
+ * unless lockdep_set_undocumented_is_error()), and never for a chain-cache
+ * hit: a scenario replayed twice needs lockdep_reset() in between.
+ */
 typedef void (*lockdep_bailout_fn)(void *arg, enum lockdep_report_kind kind);
 
 #if UKVM_LOCKDEP
