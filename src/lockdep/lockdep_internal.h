@@ -193,6 +193,8 @@ FILE *lockdep_out(void);
 void lockdep_print_banner(FILE *f, const char *title);
 void lockdep_print_site(FILE *f, const struct lockdep_site *site);
 void lockdep_print_hlock(FILE *f, const struct held_lock *hl, bool waits);
+void lockdep_print_hlock_sync(FILE *f, const struct held_lock *hl, bool waits,
+			      bool sync);
 void lockdep_print_held_locks_of(FILE *f, struct lockdep_task *t, bool waits);
 void lockdep_print_backtrace(FILE *f, void *const *trace, int n,
 			     const char *indent);

@@ -173,18 +173,33 @@ const char *lockdep_mode_verb(int read, bool sync)
 	return read ? "rlock" : "lock";
 }
 
-void lockdep_print_hlock(FILE *f, const struct held_lock *hl, bool waits)
+void lockdep_print_hlock_sync(FILE *f, const struct held_lock *hl, bool waits,
+			      bool sync)
 {
 	const struct lock_class *c = hlock_class(hl);
 	char name[160];
 
 	lockdep_class_name(c, name, sizeof(name));
-	fprintf(f, "(%s){%s}", name, lockdep_mode_char(hl->read, false));
+	fprintf(f, "(%s){%s}", name, lockdep_mode_char(hl->read, sync));
 	if (waits)
 		fprintf(f, "-{%d:%d}", c->wait_inner, c->wait_outer);
 	fprintf(f, "%s, at: ", hl->trylock ? " [trylock]" : "");
 	lockdep_print_site(f, hl->site);
 	fprintf(f, "\n");
+}
+
+void lockdep_print_hlock(FILE *f, const struct held_lock *hl, bool waits)
+{
+	lockdep_print_hlock_sync(f, hl, waits, false);
+}
+
+static const char *wait_name(unsigned int w)
+{
+	static const char *const names[LD_WAIT_MAX + 1] = {
+		"INV", "FREE", "SPIN", "CONFIG", "SLEEP", "any",
+	};
+
+	return w <= LD_WAIT_MAX ? names[w] : "?";
 }
 
 void lockdep_print_held_locks_of(FILE *f, struct lockdep_task *t, bool waits)
@@ -297,10 +312,12 @@ void lockdep_report_wait_context(struct lockdep_task *t,
 		lockdep_print_banner(f, "BUG: Invalid wait context");
 		print_task_line(f, t, sync ? "is trying to wait for" : "is trying to lock");
 		fprintf(f, " ");
-		lockdep_print_hlock(f, next, true);
-		fprintf(f, "which needs wait type %d%s, but the context allows at most %d:\n"
-			   "other info that might help us debug this:\ncontext-{%u:%u}\n",
-			outer, sync ? " (a sync sleeps)" : "", bound, bound, bound);
+		lockdep_print_hlock_sync(f, next, true, sync);
+		fprintf(f, "which needs wait type %d (%s)%s, but the context allows at most %u (%s).\n"
+			   "\nother info that might help us debug this:\ncontext-{%u:%u}\n",
+			outer, wait_name((unsigned int)outer),
+			sync ? ": a sync sleeps" : "", bound, wait_name(bound),
+			bound, bound);
 		if (h >= 0) {
 			fprintf(f, "set by #%d: ", h);
 			lockdep_print_hlock(f, &t->held[h], true);
@@ -329,9 +346,10 @@ void lockdep_report_might_sleep(struct lockdep_task *t,
 			 "BUG: sleeping function called from invalid context at %s:%d",
 			 site ? site->file : "?", site ? site->line : 0);
 		lockdep_print_banner(f, title);
-		fprintf(f, "in %s, by %s/%d: a held lock does not allow sleeping (context-{%u:%u}, sleeping needs %d)\n",
+		fprintf(f, "in %s, by %s/%d: a held lock does not allow sleeping\n"
+			   "(context-{%u:%u}, at most %s; sleeping needs %d, SLEEP)\n",
 			site ? site->func : "?", t->name, (int)t->tid, bound,
-			bound, LD_WAIT_SLEEP);
+			bound, wait_name(bound), LD_WAIT_SLEEP);
 		print_tail(f, t, true);
 		lockdep_report_end();
 	}

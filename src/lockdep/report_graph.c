@@ -87,7 +87,7 @@ void lockdep_print_circular(struct lockdep_task *t, struct held_lock *prev,
 	lockdep_print_banner(f, "WARNING: possible circular locking dependency detected");
 	fprintf(f, "%s/%d is trying to %s lock:\n ", t->name, (int)t->tid,
 		sync ? "synchronize with" : "acquire");
-	lockdep_print_hlock(f, next, true);
+	lockdep_print_hlock_sync(f, next, true, sync);
 	fprintf(f, "\nbut task is already holding lock:\n ");
 	lockdep_print_hlock(f, prev, true);
 	fprintf(f, "\nwhich lock already depends on the new lock.\n"
@@ -122,7 +122,7 @@ void lockdep_print_recursive(struct lockdep_task *t, struct held_lock *prev,
 	lockdep_print_banner(f, "WARNING: possible recursive locking detected");
 	fprintf(f, "%s/%d is trying to %s lock:\n ", t->name, (int)t->tid,
 		sync ? "synchronize with" : "acquire");
-	lockdep_print_hlock(f, next, true);
+	lockdep_print_hlock_sync(f, next, true, sync);
 	fprintf(f, "\nbut task is already holding lock:\n ");
 	lockdep_print_hlock(f, prev, true);
 	fprintf(f, "\nother info that might help us debug this:\n"

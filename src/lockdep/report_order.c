@@ -44,9 +44,7 @@ static void print_pair(FILE *f, struct held_lock *prev, struct held_lock *next,
 	fprintf(f, " 1st ");
 	lockdep_print_hlock(f, prev, false);
 	fprintf(f, " 2nd ");
-	if (sync)
-		fprintf(f, "[sync] ");
-	lockdep_print_hlock(f, next, false);
+	lockdep_print_hlock_sync(f, next, false, sync);
 }
 
 static void report_violation(struct lockdep_task *t, struct held_lock *prev,
@@ -63,8 +61,11 @@ static void report_violation(struct lockdep_task *t, struct held_lock *prev,
 	print_pair(f, prev, next, sync);
 	fprintf(f, "\n");
 	lockdep_order_explain(f, a, prev->read, b, bmode, "  ");
-	fprintf(f, "\nso %s -> %s can deadlock against code that follows the document.\n\n",
-		a, b);
+	if (lockdep_order_is_leaf(a))
+		fprintf(f, "\nadd a rule out of %s to lock-order.txt, or fix the code.\n\n", a);
+	else
+		fprintf(f, "\nso %s -> %s can deadlock against code that follows the document.\n\n",
+			a, b);
 	lockdep_print_held_locks_of(f, t, false);
 	fprintf(f, "\nstack backtrace:\n");
 	lockdep_print_stack(f);
