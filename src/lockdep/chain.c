@@ -14,24 +14,8 @@
 
 #include "lockdep/lockdep_internal.h"
 
-static _Atomic uint64_t chainhash[CHAINHASH_SIZE];
+_Atomic uint64_t lockdep_chainhash[CHAINHASH_SIZE];
 static unsigned long nr_chains;		/* under graph_mutex */
-
-bool lockdep_chain_lookup(uint64_t key)
-{
-	unsigned int h = (unsigned int)key & (CHAINHASH_SIZE - 1);
-
-	for (;;) {
-		uint64_t v = atomic_load_explicit(&chainhash[h],
-						  memory_order_relaxed);
-
-		if (__builtin_expect(v == key, 1))
-			return true;
-		if (!v)
-			return false;
-		h = (h + 1) & (CHAINHASH_SIZE - 1);
-	}
-}
 
 /* Under graph_mutex.  The table stays at most half full: probes stay short. */
 int lockdep_chain_insert(uint64_t key)
@@ -43,7 +27,7 @@ int lockdep_chain_insert(uint64_t key)
 		return -ENOSPC;
 	}
 	for (;;) {
-		uint64_t v = atomic_load_explicit(&chainhash[h],
+		uint64_t v = atomic_load_explicit(&lockdep_chainhash[h],
 						  memory_order_relaxed);
 
 		if (v == key)
@@ -52,7 +36,7 @@ int lockdep_chain_insert(uint64_t key)
 			break;
 		h = (h + 1) & (CHAINHASH_SIZE - 1);
 	}
-	atomic_store_explicit(&chainhash[h], key, memory_order_relaxed);
+	atomic_store_explicit(&lockdep_chainhash[h], key, memory_order_relaxed);
 	nr_chains++;
 	return 0;
 }
@@ -61,7 +45,7 @@ int lockdep_chain_insert(uint64_t key)
 void lockdep_chains_reset(void)
 {
 	for (unsigned int i = 0; i < CHAINHASH_SIZE; i++)
-		atomic_store_explicit(&chainhash[i], 0, memory_order_relaxed);
+		atomic_store_explicit(&lockdep_chainhash[i], 0, memory_order_relaxed);
 	nr_chains = 0;
 }
 

@@ -170,22 +170,38 @@ static void push(struct lockdep_task *t, const struct held_lock *hl,
 /*
  * Everything but the common case: the first acquisition of a map (class
  * lookup), a nest lock, a wait-context violation, a held-stack overflow or
- * a chain-cache miss.  @ip is the return address of the entry point: where
- * the user's stack starts in backtraces.
+ * a chain-cache miss.  The caller stored in t->cur_ip the return address of
+ * the entry point: where the user's stack starts in backtraces.  Few,
+ * register-sized arguments so that the fast path reaches it by a tail call
+ * and needs no stack frame of its own.
  */
-static __attribute__((noinline)) void
-acquire_slow(struct lockdep_task *t, struct lockdep_map *lock,
-	     unsigned int subclass, int trylock, int read, int check,
-	     struct lockdep_map *nest_lock, const struct lockdep_site *site,
-	     bool sync, void *ip)
+#define ACQ_TRYLOCK	1u
+#define ACQ_CHECK	2u
+#define ACQ_SYNC	4u
+#define ACQ_READ_SHIFT	4
+
+static inline unsigned int acq_flags(int trylock, int read, int check,
+				     bool sync)
 {
+	return (trylock ? ACQ_TRYLOCK : 0) | (check ? ACQ_CHECK : 0) |
+	       (sync ? ACQ_SYNC : 0) | (unsigned int)read << ACQ_READ_SHIFT;
+}
+
+static __attribute__((noinline)) void
+acquire_slow(struct lockdep_map *lock, unsigned int subclass,
+	     unsigned int flags, struct lockdep_map *nest_lock,
+	     const struct lockdep_site *site)
+{
+	struct lockdep_task *t = &lockdep_curr;
+	int trylock = !!(flags & ACQ_TRYLOCK), check = !!(flags & ACQ_CHECK);
+	int read = (int)(flags >> ACQ_READ_SHIFT);
+	bool sync = flags & ACQ_SYNC;
 	unsigned int bound, inner, outer;
 	struct lock_class *c;
 	struct held_lock hl;
 	int depth = t->depth;
 	uint64_t key;
 
-	t->cur_ip = ip;
 	t->cur_site = site;
 	t->acquiring = true;
 	c = lockdep_map_class(lock, subclass);
@@ -277,30 +293,85 @@ void __acquire(struct lockdep_task *t, struct lockdep_map *lock,
 				      memory_order_relaxed);
 	return;
 slow:
-	acquire_slow(t, lock, subclass, trylock, read, check, nest_lock, site,
-		     sync, ip);
+	t->cur_ip = ip;
+	acquire_slow(lock, subclass, acq_flags(trylock, read, check, sync),
+		     nest_lock, site);
 }
 
+/* First entry of the thread or of a new epoch, or a re-entry: rare. */
+static __attribute__((noinline)) void
+acquire_cold(struct lockdep_map *lock, unsigned int subclass,
+	     unsigned int flags, struct lockdep_map *nest_lock,
+	     const struct lockdep_site *site)
+{
+	if (task_enter())
+		acquire_slow(lock, subclass, flags, nest_lock, site);
+}
+
+static inline __attribute__((always_inline))
+void acquire_on(struct lockdep_map *lock, unsigned int subclass, int trylock,
+		int read, int check, struct lockdep_map *nest_lock,
+		const struct lockdep_site *site, bool sync, void *ip)
+{
+	struct lockdep_task *t = &lockdep_curr;
+	unsigned int e = atomic_load_explicit(&lockdep_epoch,
+					      memory_order_relaxed);
+
+	if (__builtin_expect(t->epoch != e || t->recursion, 0)) {
+		t->cur_ip = ip;
+		acquire_cold(lock, subclass, acq_flags(trylock, read, check, sync),
+			     nest_lock, site);
+		return;
+	}
+	__acquire(t, lock, subclass, trylock, read, check, nest_lock, site,
+		  sync, ip);
+}
+
+/*
+ * Reached by a tail call from lock_acquire(), so our return address is the
+ * user's: where backtraces start.
+ */
+static __attribute__((noinline)) void
+lock_acquire_on(struct lockdep_map *lock, unsigned int subclass, int trylock,
+		int read, int check, struct lockdep_map *nest_lock,
+		const struct lockdep_site *site)
+{
+	acquire_on(lock, subclass, trylock, read, check, nest_lock, site, false,
+		   __builtin_return_address(0));
+}
+
+static __attribute__((noinline)) void
+lock_sync_on(struct lockdep_map *lock, unsigned int subclass, int read,
+	     int check, struct lockdep_map *nest_lock,
+	     const struct lockdep_site *site)
+{
+	acquire_on(lock, subclass, 0, read, check, nest_lock, site, true,
+		   __builtin_return_address(0));
+}
+
+/*
+ * The entry points only test the on/off switch, then tail-call the
+ * validator: with the validator off, an acquisition costs a load and a
+ * branch.
+ */
 void lock_acquire(struct lockdep_map *lock, unsigned int subclass, int trylock,
 		  int read, int check, struct lockdep_map *nest_lock,
 		  const struct lockdep_site *site)
 {
-	struct lockdep_task *t = task_enter();
-
-	if (t)
-		__acquire(t, lock, subclass, trylock, read, check, nest_lock,
-			  site, false, __builtin_return_address(0));
+	if (__builtin_expect(!atomic_load_explicit(&lockdep_epoch,
+						   memory_order_relaxed), 0))
+		return;
+	lock_acquire_on(lock, subclass, trylock, read, check, nest_lock, site);
 }
 
 void lock_sync(struct lockdep_map *lock, unsigned int subclass, int read,
 	       int check, struct lockdep_map *nest_lock,
 	       const struct lockdep_site *site)
 {
-	struct lockdep_task *t = task_enter();
-
-	if (t)
-		__acquire(t, lock, subclass, 0, read, check, nest_lock, site,
-			  true, __builtin_return_address(0));
+	if (__builtin_expect(!atomic_load_explicit(&lockdep_epoch,
+						   memory_order_relaxed), 0))
+		return;
+	lock_sync_on(lock, subclass, read, check, nest_lock, site);
 }
 
 /* Re-fold chain keys and wait bounds from entry @from up (after a removal). */
@@ -344,15 +415,27 @@ release_slow(struct lockdep_task *t, struct lockdep_map *lock,
 		t->lenient = false;
 }
 
-void lock_release(struct lockdep_map *lock, const struct lockdep_site *site)
+static __attribute__((noinline)) void
+release_cold(struct lockdep_map *lock, const struct lockdep_site *site)
 {
 	struct lockdep_task *t = task_enter();
+
+	if (t)
+		release_slow(t, lock, site);
+}
+
+void lock_release(struct lockdep_map *lock, const struct lockdep_site *site)
+{
+	struct lockdep_task *t = &lockdep_curr;
+	unsigned int e = atomic_load_explicit(&lockdep_epoch,
+					      memory_order_relaxed);
 	int depth;
 
-	if (!t)
+	if (__builtin_expect(!e, 0))
 		return;
 	depth = t->depth;
-	if (__builtin_expect(depth && t->held[depth - 1].instance == lock, 1)) {
+	if (__builtin_expect(t->epoch == e && !t->recursion && depth &&
+			     t->held[depth - 1].instance == lock, 1)) {
 		t->depth = depth - 1;
 		t->curr_chain_key = t->held[depth - 1].prev_chain_key;
 		if (depth == 1)
@@ -360,7 +443,7 @@ void lock_release(struct lockdep_map *lock, const struct lockdep_site *site)
 		return;
 	}
 	t->cur_ip = __builtin_return_address(0);
-	release_slow(t, lock, site);
+	release_cold(lock, site);
 }
 
 int lock_is_held_type(const struct lockdep_map *lock, int read)

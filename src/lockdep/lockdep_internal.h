@@ -164,7 +164,23 @@ static inline uint32_t hlock_id(unsigned int class_idx, int read, bool sync)
 {
 	return class_idx | (uint32_t)read << 13 | (uint32_t)sync << 15;
 }
-bool lockdep_chain_lookup(uint64_t key);
+extern _Atomic uint64_t lockdep_chainhash[CHAINHASH_SIZE];
+/* Lock-free: a few relaxed loads (keys are only ever added under graph_mutex). */
+static inline bool lockdep_chain_lookup(uint64_t key)
+{
+	unsigned int h = (unsigned int)key & (CHAINHASH_SIZE - 1);
+
+	for (;;) {
+		uint64_t v = atomic_load_explicit(&lockdep_chainhash[h],
+						  memory_order_relaxed);
+
+		if (__builtin_expect(v == key, 1))
+			return true;
+		if (!v)
+			return false;
+		h = (h + 1) & (CHAINHASH_SIZE - 1);
+	}
+}
 int lockdep_chain_insert(uint64_t key);	/* under graph_mutex; -ENOSPC */
 void lockdep_chains_reset(void);
 unsigned long lockdep_nr_chains(void);
