@@ -21,13 +21,6 @@
 #include "lockdep/lockdep_internal.h"
 
 __thread struct lockdep_task lockdep_curr;
-_Atomic unsigned int lockdep_epoch = 1;
-_Atomic int lockdep_order_on = 1;
-pthread_mutex_t graph_mutex = PTHREAD_MUTEX_INITIALIZER;
-
-static unsigned int epoch_counter = 1;	/* under graph_mutex */
-static bool user_enabled = true, broken;
-static _Atomic unsigned long max_depth_seen;
 
 /* Threads that entered the validator: for statistics and exit checks. */
 static pthread_mutex_t tasks_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -162,8 +155,8 @@ static void push(struct lockdep_task *t, const struct held_lock *hl,
 	t->held[depth] = *hl;
 	t->depth = ++depth;
 	t->curr_chain_key = key;
-	if (depth > (int)atomic_load_explicit(&max_depth_seen, memory_order_relaxed))
-		atomic_store_explicit(&max_depth_seen, (unsigned long)depth,
+	if (depth > (int)atomic_load_explicit(&lockdep_max_depth_seen, memory_order_relaxed))
+		atomic_store_explicit(&lockdep_max_depth_seen, (unsigned long)depth,
 				      memory_order_relaxed);
 }
 
@@ -287,9 +280,9 @@ void __acquire(struct lockdep_task *t, struct lockdep_map *lock,
 	hl->wait_bound = (uint8_t)(inner && inner < bound ? inner : bound);
 	t->depth = ++depth;
 	t->curr_chain_key = key;
-	if (__builtin_expect(depth > (int)atomic_load_explicit(&max_depth_seen,
+	if (__builtin_expect(depth > (int)atomic_load_explicit(&lockdep_max_depth_seen,
 						memory_order_relaxed), 0))
-		atomic_store_explicit(&max_depth_seen, (unsigned long)depth,
+		atomic_store_explicit(&lockdep_max_depth_seen, (unsigned long)depth,
 				      memory_order_relaxed);
 	return;
 slow:
@@ -528,84 +521,4 @@ void lockdep_set_thread_bailout(lockdep_bailout_fn fn, void *arg)
 {
 	lockdep_curr.bailout = fn;
 	lockdep_curr.bailout_arg = arg;
-}
-
-/* Under graph_mutex. */
-static void update_epoch(void)
-{
-	bool was_on = atomic_load_explicit(&lockdep_epoch, memory_order_relaxed);
-
-	if (user_enabled && !broken) {
-		if (!was_on)
-			atomic_store(&lockdep_epoch, ++epoch_counter);
-	} else {
-		atomic_store(&lockdep_epoch, 0);
-	}
-}
-
-void lockdep_set_enabled(bool on)
-{
-	pthread_mutex_lock(&graph_mutex);
-	user_enabled = on;
-	update_epoch();
-	pthread_mutex_unlock(&graph_mutex);
-}
-
-bool lockdep_enabled(void)
-{
-	return atomic_load_explicit(&lockdep_epoch, memory_order_relaxed) != 0;
-}
-
-/* Under graph_mutex: a table overflowed; like debug_locks_off(). */
-void lockdep_off_broken(const char *why)
-{
-	FILE *f = lockdep_out();
-
-	fprintf(f, "%s\nturning off the locking correctness validator.\n", why);
-	fflush(f);
-	broken = true;
-	update_epoch();
-}
-
-void lockdep_order_set_enabled(bool on)
-{
-	atomic_store(&lockdep_order_on, on);
-}
-
-void lockdep_reset(void)
-{
-	pthread_mutex_lock(&graph_mutex);
-	lockdep_graph_reset();
-	lockdep_chains_reset();
-	lockdep_classes_forget_graph();
-	lockdep_report_reset();
-	pthread_mutex_unlock(&graph_mutex);
-}
-
-void lockdep_get_stats(struct lockdep_stats *st)
-{
-	*st = (struct lockdep_stats){ 0 };
-	lockdep_report_stats(st);
-	lockdep_fold_task_stats(&st->chain_hits, &st->chain_misses);
-	st->classes = atomic_load(&nr_lock_classes);
-	st->max_depth = atomic_load(&max_depth_seen);
-	st->static_keys = lockdep_nr_static_keys();
-	pthread_mutex_lock(&graph_mutex);
-	st->dependencies = lockdep_nr_deps();
-	st->chains = lockdep_nr_chains();
-	pthread_mutex_unlock(&graph_mutex);
-}
-
-static void count_key(const struct lock_class_key *key, void *arg)
-{
-	(void)key;
-	(*(unsigned long *)arg)++;
-}
-
-unsigned long lockdep_nr_static_keys(void)
-{
-	unsigned long n = 0;
-
-	lockdep_for_each_static_key(count_key, &n);
-	return n;
 }

@@ -125,6 +125,7 @@ extern __thread struct lockdep_task lockdep_curr;
 /* 0: validation off; otherwise the epoch of the current "on" period. */
 extern _Atomic unsigned int lockdep_epoch;
 extern _Atomic int lockdep_order_on;
+extern _Atomic unsigned long lockdep_max_depth_seen;
 
 extern struct lock_class lock_classes[MAX_LOCKDEP_KEYS + 1];
 extern _Atomic unsigned int nr_lock_classes;
