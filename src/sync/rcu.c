@@ -72,9 +72,11 @@ void __ukvm_synchronize_rcu(const struct lockdep_site *site)
 #if UKVM_TSAN
 /*
  * TSan builds only: liburcu calls back with the rcu_head, which has no room
- * for the caller's function, so a small wrapper carries it.  The callback
- * acquires the readers' releases first and releases its own effects to
- * rcu_barrier() last.
+ * for the caller's function, so a small wrapper carries it.  liburcu's
+ * queue hand-off is invisible too, so call_rcu() releases everything before
+ * it (the wrapper included) and the callback acquires that, together with
+ * the readers' releases, before touching anything; it releases its own
+ * effects to rcu_barrier() last.
  */
 struct rcu_tsan_cb {
 	struct rcu_head head;		/* what liburcu sees */
@@ -84,13 +86,16 @@ struct rcu_tsan_cb {
 
 static void rcu_tsan_trampoline(struct rcu_head *head)
 {
-	struct rcu_tsan_cb *cb = (struct rcu_tsan_cb *)((char *)head -
-				offsetof(struct rcu_tsan_cb, head));
-	struct rcu_head *user = cb->user;
-	void (*func)(struct rcu_head *) = cb->func;
+	struct rcu_tsan_cb *cb;
+	struct rcu_head *user;
+	void (*func)(struct rcu_head *);
 
-	free(cb);
 	sync_tsan_acquire(&rcu_tsan_gp);
+	cb = (struct rcu_tsan_cb *)((char *)head -
+				    offsetof(struct rcu_tsan_cb, head));
+	user = cb->user;
+	func = cb->func;
+	free(cb);
 	func(user);
 	sync_tsan_release(&rcu_tsan_cb);
 }
@@ -105,7 +110,21 @@ void ukvm_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head))
 	}
 	cb->user = head;
 	cb->func = func;
+	sync_tsan_release(&rcu_tsan_gp);
 	urcu_memb_call_rcu(&cb->head, rcu_tsan_trampoline);
+}
+
+/*
+ * liburcu itself is not instrumented: memory it allocates in one thread and
+ * frees in its call_rcu thread (rcu_barrier()'s completion, for one) looks
+ * racy to TSan.  Ignore what happens inside the library; the happens-before
+ * edges it provides to ukvm are stated explicitly above.
+ */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+	return "called_from_lib:liburcu-memb.so\n"
+	       "called_from_lib:liburcu-common.so\n";
 }
 #else
 void ukvm_call_rcu(struct rcu_head *head, void (*func)(struct rcu_head *head))

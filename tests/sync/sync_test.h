@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared helpers of the src/sync unit tests: cmocka includes, thread
+ * start/join, handshakes, checks usable from worker threads, and iteration
+ * counts sized for the build variant (sanitizers are 5-20x slower).
+ *
+ * Tests are deterministic: threads wait for each other through atomics
+ * (spin with sched_yield()), never through sleeps, and nothing asserts on
+ * time.
+ */
+#ifndef UKVM_TESTS_SYNC_TEST_H
+#define UKVM_TESTS_SYNC_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "sync/sync.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SYNC_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SYNC_TEST_ASAN 1
+#endif
+#endif
+#ifndef SYNC_TEST_ASAN
+#define SYNC_TEST_ASAN 0
+#endif
+
+/* Scale an iteration count down for the sanitizer builds. */
+#if UKVM_TSAN
+#define SCALE(n) ((n) / 10 ? (n) / 10 : 1)
+#elif SYNC_TEST_ASAN
+#define SCALE(n) ((n) / 4 ? (n) / 4 : 1)
+#else
+#define SCALE(n) (n)
+#endif
+
+/*
+ * cmocka's assertions longjmp() and may only be used in the test's own
+ * thread.  Worker threads record failures here; the test asserts zero.
+ */
+extern _Atomic unsigned long sync_test_failures;
+
+#define T_CHECK(cond)                                                         \
+	do {                                                                  \
+		if (!(cond)) {                                                \
+			if (atomic_fetch_add(&sync_test_failures, 1) < 10)    \
+				fprintf(stderr, "# %s:%d: check failed: %s\n", \
+					__FILE__, __LINE__, #cond);           \
+		}                                                             \
+	} while (0)
+
+#define assert_no_thread_failures()                                           \
+	assert_int_equal(atomic_exchange(&sync_test_failures, 0), 0)
+
+/* Wait (yielding the CPU) until @cond is true. */
+#define WAIT_UNTIL(cond)                                                      \
+	do {                                                                  \
+		while (!(cond))                                               \
+			sched_yield();                                        \
+	} while (0)
+
+/* A one-way flag for handshakes between threads. */
+struct flag {
+	_Atomic int v;
+};
+
+static inline void flag_set(struct flag *f)
+{
+	atomic_store_explicit(&f->v, 1, memory_order_release);
+}
+
+static inline bool flag_is_set(struct flag *f)
+{
+	return atomic_load_explicit(&f->v, memory_order_acquire);
+}
+
+static inline void flag_wait(struct flag *f)
+{
+	WAIT_UNTIL(flag_is_set(f));
+}
+
+/* Start @n threads running @fn(@args + i * @size); join them all. */
+void start_threads(pthread_t *tids, int n, const char *name,
+		   void *(*fn)(void *), void *args, size_t size);
+void join_threads(pthread_t *tids, int n);
+
+/* Start one registered thread (asserts on failure). */
+pthread_t start_thread(const char *name, void *(*fn)(void *), void *arg);
+void join_thread(pthread_t tid);
+
+/* cmocka group setup/teardown: register the test's main thread. */
+int sync_test_group_setup(void **state);
+int sync_test_group_teardown(void **state);
+
+#endif /* UKVM_TESTS_SYNC_TEST_H */
