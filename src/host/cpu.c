@@ -18,6 +18,11 @@
  *    not take other locks.
  *  - The cpufreq chain is an SRCU notifier chain: registration under
  *    cpufreq_notifier_lock, calls inside cpufreq_transition_srcu.
+ *  - Static keys: the kernel patches code when a key flips, with
+ *    cpus_read_lock() held and jump_label_mutex inside it.  There is no code
+ *    to patch here, but the same locks are taken in the same order, because
+ *    that is what puts static_key_slow_inc() inside kvm->srcu into the
+ *    44d17459 deadlock (kvm->srcu -> cpu_hotplug_lock).
  */
 #include <errno.h>
 #include <unistd.h>
@@ -333,4 +338,41 @@ out:
 	mutex_unlock(&syscore_ops_lock);
 	cpus_write_unlock();
 	return ret;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Static keys                                                            */
+/* ---------------------------------------------------------------------- */
+
+DEFINE_MUTEX(jump_label_mutex);
+
+void static_key_slow_inc_cpuslocked(struct static_key *key)
+{
+	lockdep_assert_cpus_held();
+	mutex_lock(&jump_label_mutex);
+	atomic_fetch_add(&key->enabled, 1);
+	mutex_unlock(&jump_label_mutex);
+}
+
+void static_key_slow_dec_cpuslocked(struct static_key *key)
+{
+	lockdep_assert_cpus_held();
+	mutex_lock(&jump_label_mutex);
+	if (!HOST_WARN_ON(atomic_load(&key->enabled) <= 0))
+		atomic_fetch_sub(&key->enabled, 1);
+	mutex_unlock(&jump_label_mutex);
+}
+
+void static_key_slow_inc(struct static_key *key)
+{
+	cpus_read_lock();
+	static_key_slow_inc_cpuslocked(key);
+	cpus_read_unlock();
+}
+
+void static_key_slow_dec(struct static_key *key)
+{
+	cpus_read_lock();
+	static_key_slow_dec_cpuslocked(key);
+	cpus_read_unlock();
 }

@@ -33,6 +33,12 @@ static struct {
 	_Atomic int waiters;
 } migration_wq;
 
+/* Threads sleeping (or about to sleep) on a migration entry: for tests. */
+unsigned int migration_waiters(void)
+{
+	return (unsigned int)atomic_load(&migration_wq.waiters);
+}
+
 void migration_entry_wake(void)
 {
 	atomic_fetch_add(&migration_wq.seq, 1);

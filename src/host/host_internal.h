@@ -139,6 +139,9 @@ static inline _Atomic uint64_t *vma_pud(struct host_vma *vma, unsigned long hva)
 }
 
 /* mm.c */
+struct host_vma_array *vma_array_alloc(unsigned int nr);
+struct host_vma_array *mm_vmas(struct host_mm *mm);
+int munmap_locked(struct host_mm *mm, unsigned long start, unsigned long end);
 struct host_vma *find_vma(struct host_mm *mm, unsigned long hva);
 struct host_vma *find_vma_rcu(struct host_mm *mm, unsigned long hva);
 struct host_vma *find_vma_intersection(struct host_mm *mm, unsigned long start,
@@ -152,7 +155,6 @@ void thp_split_edges(struct host_mm *mm, struct host_vma *vma,
 /* The entry that maps @hva (pud, huge pmd or pte) and the pfn it gives. */
 _Atomic uint64_t *lookup_entry(struct host_vma *vma, unsigned long hva,
 			       uint64_t *entry, unsigned long *pfn);
-void vma_tables_init(void);
 
 /* ---------------------------------------------------------------------- */
 /* Statistics of an mm                                                    */
@@ -202,6 +204,7 @@ void unmap_put_frames(unsigned long pfn, unsigned long nr);
 int handle_mm_fault(struct host_mm *mm, struct host_vma *vma,
 		    unsigned long hva, unsigned int foll);
 void migration_entry_wake(void);
+unsigned int migration_waiters(void);
 
 /* ---------------------------------------------------------------------- */
 /* Isolating a page behind a migration entry (migrate.c)                  */

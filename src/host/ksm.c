@@ -4,7 +4,8 @@
  *
  *  1. write-protect both ptes (MMU_NOTIFY_PROTECTION_PAGE around each), with
  *     the pin check of migration: a reference taken through a writable
- *     mapping before the write-protect could still be written through;
+ *     mapping before the write-protect could still be written through (the
+ *     check is made for ptes that were read-only already, too);
  *  2. compare the frames -- nobody can write them now;
  *  3. if equal, under page_table_lock and only if both ptes are still the
  *     read-only ptes of step 1, point the second pte at the first frame
@@ -43,8 +44,15 @@ static int ksm_wrprotect(struct host_mm *mm, struct ksm_side *s)
 	s->pte = pte;
 	get_page(s->page);
 	spin_unlock(&mm->page_table_lock);
-	if (!(pte & HPTE_WRITE))
+	/* A KSM frame is read-only everywhere and only ever read-pinned. */
+	if (atomic_load(&s->page->flags) & PG_ksm)
 		return 0;
+	if (!(pte & HPTE_WRITE)) {
+		/* Read-only already, but a writer may hold an older reference. */
+		if (atomic_load(&s->page->refcount) > 2)
+			goto pinned;
+		return 0;
+	}
 
 	mmu_notifier_range_init(&range, MMU_NOTIFY_PROTECTION_PAGE, mm, s->hva,
 				s->hva + PAGE_SIZE);
@@ -70,12 +78,14 @@ static int ksm_wrprotect(struct host_mm *mm, struct ksm_side *s)
 		if (pte_same_page(pte_get(s->ptep), ro))
 			pte_set(s->ptep, pte_get(s->ptep) | HPTE_WRITE);
 		spin_unlock(&mm->page_table_lock);
-		put_page(s->page);
-		mm_stat_inc(mm, MM_PINNED_ABORTS);
-		return -EAGAIN;
+		goto pinned;
 	}
 	s->pte = ro;
 	return 0;
+pinned:
+	put_page(s->page);
+	mm_stat_inc(mm, MM_PINNED_ABORTS);
+	return -EAGAIN;
 }
 
 static bool ksm_replace(struct host_mm *mm, struct ksm_side *a, struct ksm_side *b)

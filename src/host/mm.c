@@ -14,8 +14,6 @@
 
 #include "host/host_internal.h"
 
-struct host_mm *host_current_mm;
-
 /* ---------------------------------------------------------------------- */
 /* Page-table storage and VMA objects                                     */
 /* ---------------------------------------------------------------------- */
@@ -85,7 +83,7 @@ static void vma_array_free_rcu(struct rcu_head *head)
 	free(container_of(head, struct host_vma_array, rcu));
 }
 
-static struct host_vma_array *vma_array_alloc(unsigned int nr)
+struct host_vma_array *vma_array_alloc(unsigned int nr)
 {
 	struct host_vma_array *a = calloc(1, sizeof(*a) + nr * sizeof(a->vma[0]));
 
@@ -98,7 +96,7 @@ static struct host_vma_array *vma_array_alloc(unsigned int nr)
 /* Lookups                                                                */
 /* ---------------------------------------------------------------------- */
 
-static struct host_vma_array *mm_vmas(struct host_mm *mm)
+struct host_vma_array *mm_vmas(struct host_mm *mm)
 {
 	return atomic_load_explicit(&mm->vmas, memory_order_acquire);
 }
@@ -313,7 +311,7 @@ static void vmas_remove(struct host_mm *mm, unsigned long start, unsigned long e
 	vmas_retire(a);
 }
 
-static int munmap_locked(struct host_mm *mm, unsigned long start, unsigned long end)
+int munmap_locked(struct host_mm *mm, unsigned long start, unsigned long end)
 {
 	struct mmu_notifier_range range;
 	struct host_vma *vma;
@@ -396,65 +394,3 @@ out:
 	up_read(&mm->mmap_lock);
 	return ret;
 }
-
-/* ---------------------------------------------------------------------- */
-/* mm lifetime                                                            */
-/* ---------------------------------------------------------------------- */
-
-struct host_mm *host_mm_create(void)
-{
-	struct host_mm *mm = calloc(1, sizeof(*mm));
-	struct host_vma_array *a = vma_array_alloc(0);
-
-	if (!mm || !a) {
-		free(mm);
-		free(a);
-		return NULL;
-	}
-	init_rwsem(&mm->mmap_lock);
-	spin_lock_init(&mm->page_table_lock);
-	mutex_init(&mm->notifier_lock);
-	CDS_INIT_LIST_HEAD(&mm->notifiers);
-	atomic_init(&mm->vmas, a);
-	mm->next_hva = HOST_MMAP_BASE;
-	return mm;
-}
-
-void host_mm_destroy(struct host_mm *mm)
-{
-	if (!mm)
-		return;
-	host_mm_release(mm);
-	down_write(&mm->mmap_lock);
-	munmap_locked(mm, HOST_MMAP_BASE, HOST_MMAP_LIMIT);
-	up_write(&mm->mmap_lock);
-	/* Removed VMAs and arrays are freed by RCU callbacks: wait for them. */
-	ukvm_rcu_barrier();
-	free(mm_vmas(mm));
-	mutex_destroy(&mm->notifier_lock);
-	free(mm);
-}
-
-void host_mm_get_stats(struct host_mm *mm, struct host_mm_stats *st)
-{
-	unsigned long v[MM_NR_STATS];
-
-	for (int i = 0; i < MM_NR_STATS; i++)
-		v[i] = atomic_load_explicit(&mm->stat[i], memory_order_relaxed);
-	*st = (struct host_mm_stats){
-		.faults = v[MM_FAULTS], .cow = v[MM_COW],
-		.swapins = v[MM_SWAPINS], .swapouts = v[MM_SWAPOUTS],
-		.migrations = v[MM_MIGRATIONS], .ksm_merges = v[MM_KSM_MERGES],
-		.unmaps = v[MM_UNMAPS], .mprotects = v[MM_MPROTECTS],
-		.thp_splits = v[MM_THP_SPLITS], .aging_passes = v[MM_AGING_PASSES],
-		.migration_waits = v[MM_MIGRATION_WAITS],
-		.pinned_aborts = v[MM_PINNED_ABORTS],
-		.notifier_starts = v[MM_NOTIFIER_STARTS],
-		.notifier_ends = v[MM_NOTIFIER_ENDS],
-		.thp_faults = v[MM_THP_FAULTS],
-	};
-}
-
-_Static_assert(MM_NR_STATS <= sizeof(((struct host_mm *)0)->stat) /
-			      sizeof(((struct host_mm *)0)->stat[0]),
-	       "host_mm::stat is too small");

@@ -85,6 +85,8 @@ static void tn_end(struct mmu_notifier *mn, const struct mmu_notifier_range *r)
 	lockdep_assert_held(&r->mm->mmap_lock);
 	atomic_fetch_add(&tn->ends, 1);
 	T_CHECK(atomic_fetch_sub(&tn->active, 1) > 0);
+	if (tn->on_end)
+		tn->on_end(tn, r);
 }
 
 static void tn_release(struct mmu_notifier *mn, struct host_mm *mm)

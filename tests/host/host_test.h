@@ -80,9 +80,11 @@ struct test_notifier {
 	_Atomic unsigned long last_start, last_end;
 	_Atomic int last_event;
 	_Atomic bool young;		/* what the aging callbacks answer */
-	/* Optional hook run inside invalidate_range_start. */
+	/* Optional hooks run inside invalidate_range_start / _end. */
 	void (*on_start)(struct test_notifier *tn,
 			 const struct mmu_notifier_range *r);
+	void (*on_end)(struct test_notifier *tn,
+		       const struct mmu_notifier_range *r);
 };
 
 void test_notifier_register(struct test_notifier *tn, struct host_mm *mm);

@@ -4,6 +4,8 @@
  * (and its pin check), swap out/in, KSM merge and copy-on-write of the merged
  * frame, aging -- each with the notifier calls a secondary MMU must see.
  */
+#include <pthread.h>
+
 #include "host_test.h"
 
 #define MM host_current_mm
@@ -93,6 +95,81 @@ static void test_migrate_thp(void **state)
 	assert_true(pfn_of(MM, hva + 3 * PAGE_SIZE) != pfn);
 	assert_int_equal(pfn_of(MM, hva + 4 * PAGE_SIZE), pfn + 1);
 	assert_int_equal(get64(MM, hva + 3 * PAGE_SIZE + 8), 33);
+}
+
+struct gup_call {
+	pthread_t thread;
+	unsigned long hva, pfn;
+	unsigned int foll;
+	int ret;
+};
+
+static void *gup_thread(void *arg)
+{
+	struct gup_call *c = arg;
+
+	c->ret = hva_to_pfn(MM, c->hva, c->foll, &c->pfn, NULL);
+	return NULL;
+}
+
+static struct gup_call nowait, fastonly, waiter;
+
+/*
+ * Runs in the migrating thread right after invalidate_range_end, while the
+ * migration entry is in the pte: other threads' get_user_pages must not see
+ * the page.  Leaves one of them asleep on the entry.
+ */
+static void during_migration(struct test_notifier *tn,
+			     const struct mmu_notifier_range *r)
+{
+	struct host_vma *vma;
+
+	(void)tn;
+	if (r->event != MMU_NOTIFY_MIGRATE)
+		return;
+	vma = find_vma(MM, r->start);	/* mmap_lock is held: by us */
+	T_CHECK(pte_is_migration(pte_get(vma_pte(vma, r->start))));
+
+	nowait = (struct gup_call){ .hva = r->start, .foll = FOLL_NOWAIT };
+	fastonly = (struct gup_call){ .hva = r->start, .foll = FOLL_FAST_ONLY };
+	T_CHECK(!ukvm_thread_create(&nowait.thread, "gup-nowait", gup_thread, &nowait));
+	T_CHECK(!ukvm_thread_create(&fastonly.thread, "gup-fast", gup_thread, &fastonly));
+	pthread_join(nowait.thread, NULL);
+	pthread_join(fastonly.thread, NULL);
+	T_CHECK(nowait.ret == -EAGAIN);
+	T_CHECK(fastonly.ret == -EAGAIN);
+
+	waiter = (struct gup_call){ .hva = r->start + 8, .foll = FOLL_WRITE };
+	T_CHECK(!ukvm_thread_create(&waiter.thread, "gup-waiter", gup_thread, &waiter));
+	while (migration_waiters() == 0)
+		sched_yield();
+}
+
+static void test_migration_wait(void **state)
+{
+	unsigned long hva = map_filled(1, 3), old = pfn_of(MM, hva), new;
+	struct host_mm_stats st;
+	struct test_notifier tn;
+
+	(void)state;
+	test_notifier_register(&tn, MM);
+	tn.on_end = during_migration;
+	assert_int_equal(host_migrate_page(MM, hva), 0);
+	tn.on_end = NULL;
+	pthread_join(waiter.thread, NULL);
+	assert_int_equal(atomic_exchange(&host_test_failures, 0), 0);
+
+	/* The waiter slept until the new frame was in place, then got it. */
+	assert_int_equal(waiter.ret, 0);
+	new = pfn_of(MM, hva);
+	assert_true(new != old);
+	assert_int_equal(waiter.pfn, new);
+	put_page(pfn_to_page(waiter.pfn));
+	host_mm_get_stats(MM, &st);
+	assert_true(st.migration_waits >= 1);
+	assert_int_equal(migration_waiters(), 0);
+	check_filled(hva, 0, 3);
+	test_notifier_unregister(&tn, MM);
 }
 
 static void test_swap(void **state)
@@ -252,6 +329,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_migrate, host_test_setup, host_test_teardown),
 		cmocka_unit_test_setup_teardown(test_migrate_thp, host_test_setup, host_test_teardown),
+		cmocka_unit_test_setup_teardown(test_migration_wait, host_test_setup, host_test_teardown),
 		cmocka_unit_test_setup_teardown(test_swap, host_test_setup, host_test_teardown),
 		cmocka_unit_test_setup_teardown(test_ksm, host_test_setup, host_test_teardown),
 		cmocka_unit_test_setup_teardown(test_aging, host_test_setup, host_test_teardown),

@@ -49,11 +49,22 @@ static uint64_t next_rand(struct worker *w)
 	return w->rnd;
 }
 
+/*
+ * Half of the picks go to a few hot pages, so that operations on the same
+ * page really meet (migration waits, pinned aborts, KSM/COW races).
+ */
+#define HOT_PAGES 32
+
+static unsigned long pick(struct worker *w, unsigned long n)
+{
+	uint64_t r = next_rand(w);
+
+	return (r & 1) ? (r >> 1) % HOT_PAGES : (r >> 1) % n;
+}
+
 static unsigned long own_page(struct worker *w)
 {
-	unsigned long p = next_rand(w) % (NR_PAGES / NR_THREADS);
-
-	return p * NR_THREADS + w->id;
+	return pick(w, NR_PAGES) / NR_THREADS * NR_THREADS + w->id;
 }
 
 static unsigned long page_hva(unsigned long p)
@@ -131,7 +142,7 @@ static void *worker_fn(void *arg)
 	for (unsigned long it = 0; it < w->iters; it++) {
 		unsigned int op = next_rand(w) % 14;
 		unsigned long p = own_page(w);
-		unsigned long any = next_rand(w) % NR_PAGES;
+		unsigned long any = pick(w, NR_PAGES);
 		uint64_t v = next_rand(w) % 3 + 1;
 		int ret;
 
@@ -164,7 +175,7 @@ static void *worker_fn(void *arg)
 			T_CHECK(ok_or(ret, -ENOENT, -ENOENT, -ENOENT));
 			break;
 		case 8:
-			ret = host_ksm_merge(MM, page_hva(any), page_hva(next_rand(w) % NR_PAGES));
+			ret = host_ksm_merge(MM, page_hva(any), page_hva(pick(w, NR_PAGES)));
 			T_CHECK(ok_or(ret, -EAGAIN, -ENOENT, -EINVAL));
 			break;
 		case 9:
