@@ -32,6 +32,7 @@ static bool entry_young(struct host_mm *mm, _Atomic uint64_t *p, enum age_op op,
 	uint64_t e;
 	bool present;
 
+	lockdep_assert_held(&mm->mmap_lock);
 	spin_lock(&mm->page_table_lock);
 	e = pte_get(p);
 	present = pte_present(e);
@@ -48,6 +49,7 @@ static long age_huge(struct host_mm *mm, _Atomic uint64_t *p, enum age_op op,
 {
 	bool young;
 
+	lockdep_assert_held(&mm->mmap_lock);
 	if (!entry_young(mm, p, op, &young))
 		return 0;
 	if (notify_young(mm, op, start, end))

@@ -100,6 +100,7 @@ static int do_anonymous_page(struct host_mm *mm, struct host_vma *vma,
 	struct page *page = pfn_to_page(zero_pfn);
 	uint64_t entry = mk_pte(zero_pfn, HPTE_PRESENT | HPTE_YOUNG);
 
+	lockdep_assert_held(&mm->mmap_lock);
 	if (write) {
 		page = alloc_anon_page();
 		if (!page)
@@ -125,9 +126,11 @@ static int do_anonymous_page(struct host_mm *mm, struct host_vma *vma,
 static int do_swap_page(struct host_mm *mm, _Atomic uint64_t *ptep,
 			uint64_t swp, bool write)
 {
-	struct page *page = alloc_anon_page();
 	unsigned long slot = HPTE_PFN(swp);
+	struct page *page;
 
+	lockdep_assert_held(&mm->mmap_lock);
+	page = alloc_anon_page();
 	if (!page)
 		return -ENOMEM;
 	spin_lock(&mm->page_table_lock);
@@ -170,6 +173,7 @@ static int do_wp_page(struct host_mm *mm, unsigned long hva,
 	bool done = false;
 	uint64_t pte;
 
+	lockdep_assert_held(&mm->mmap_lock);
 	spin_lock(&mm->page_table_lock);
 	pte = pte_get(ptep);
 	if (!pte_same_page(pte, orig)) {
@@ -222,6 +226,7 @@ static void touch_entry(struct host_mm *mm, _Atomic uint64_t *ptep,
 {
 	uint64_t cur;
 
+	lockdep_assert_held(&mm->mmap_lock);
 	if ((orig & bits) == bits)
 		return;
 	spin_lock(&mm->page_table_lock);
@@ -238,6 +243,7 @@ static int fault_pte(struct host_mm *mm, struct host_vma *vma,
 	bool write = foll & FOLL_WRITE;
 	uint64_t pte = pte_get(ptep);
 
+	lockdep_assert_held(&mm->mmap_lock);
 	if (pte_none(pte))
 		return do_anonymous_page(mm, vma, hva, ptep, write);
 	if (pte_is_migration(pte)) {
@@ -268,6 +274,7 @@ static int fault_thp(struct host_mm *mm, struct host_vma *vma,
 	uint64_t pmd = pte_get(pmdp);
 	struct page *head;
 
+	lockdep_assert_held(&mm->mmap_lock);
 	if (pmd_huge(pmd)) {
 		/* A THP is never shared: a write just gets the permission. */
 		touch_entry(mm, pmdp, pmd, write ? HPTE_PERM : HPTE_YOUNG);
@@ -302,6 +309,7 @@ static int fault_gigantic(struct host_mm *mm, struct host_vma *vma,
 	_Atomic uint64_t *pudp = vma_pud(vma, hva);
 	uint64_t pud = pte_get(pudp);
 
+	lockdep_assert_held(&mm->mmap_lock);
 	if (!pmd_huge(pud))
 		return -EFAULT;
 	touch_entry(mm, pudp, pud, write ? HPTE_PERM : HPTE_YOUNG);

@@ -93,6 +93,7 @@ static bool ksm_replace(struct host_mm *mm, struct ksm_side *a, struct ksm_side 
 	struct mmu_notifier_range range;
 	bool merged = false;
 
+	lockdep_assert_held(&mm->mmap_lock);
 	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, mm, b->hva,
 				b->hva + PAGE_SIZE);
 	mmu_notifier_invalidate_range_start(&range);

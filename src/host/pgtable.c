@@ -154,10 +154,12 @@ static void zap_batch_release(struct zap_batch *b)
 	b->wake = false;
 }
 
-static void zap_pte(struct zap_batch *b, _Atomic uint64_t *ptep)
+static void zap_pte(struct host_mm *mm, struct zap_batch *b,
+		    _Atomic uint64_t *ptep)
 {
 	uint64_t pte = pte_get(ptep);
 
+	lockdep_assert_held(&mm->page_table_lock);
 	if (pte_none(pte))
 		return;
 	pte_set(ptep, 0);
@@ -174,6 +176,7 @@ static void zap_pte(struct zap_batch *b, _Atomic uint64_t *ptep)
 static void zap_gigantic(struct host_mm *mm, struct host_vma *vma,
 			 unsigned long start, unsigned long end)
 {
+	lockdep_assert_held(&mm->mmap_lock);
 	for (unsigned long a = start; a < end; a += PUD_SIZE) {
 		_Atomic uint64_t *pudp = vma_pud(vma, a);
 		uint64_t pud;
@@ -229,7 +232,7 @@ void zap_vma_range(struct host_mm *mm, struct host_vma *vma,
 			}
 		}
 		for (unsigned long a = addr; a < next; a += PAGE_SIZE)
-			zap_pte(&b, vma_pte(vma, a));
+			zap_pte(mm, &b, vma_pte(vma, a));
 		spin_unlock(&mm->page_table_lock);
 		zap_batch_release(&b);
 	}
