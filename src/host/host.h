@@ -180,7 +180,10 @@ void host_mem_get_stats(struct host_mem_stats *st);
 
 #define VM_READ		(1u << 0)
 #define VM_WRITE	(1u << 1)
-#define VM_THP		(1u << 2)	/* backed by 2 MiB blocks when possible */
+#define VM_THP		(1u << 2)	/* backed by 2 MiB blocks when possible:
+					 * the first fault (read or write) in
+					 * an untouched 2 MiB range inside the
+					 * VMA maps a whole zeroed block */
 #define VM_HUGE_1G	(1u << 3)	/* backed by 1 GiB-contiguous memory */
 
 /* host_mmap() hands out hvas upwards from here, never reusing them. */
@@ -309,12 +312,17 @@ void mmu_notifier_unregister(struct mmu_notifier *mn, struct host_mm *mm);
 /* ---------------------------------------------------------------------- */
 /* mm operations (host threads).  All return 0 or a negative errno:       */
 /* -ENOENT nothing mapped there / not applicable, -EAGAIN page pinned or   */
-/* busy, -ENOMEM, -ENOSPC (no swap), -EFAULT (no VMA).                     */
+/* busy, -ENOMEM, -ENOSPC (no swap), -EFAULT (no VMA), -EINVAL (bad        */
+/* arguments, or a page operation on a VM_HUGE_1G mapping).  The page      */
+/* operations (migrate, swap out, KSM) split a THP first and leave the     */
+/* zero frame and KSM frames alone (-ENOENT).                              */
 /* ---------------------------------------------------------------------- */
 
+/* Under mmap_lock (read): may run concurrently with faults and migration. */
 int host_madvise_dontneed(struct host_mm *mm, unsigned long hva, size_t len);
 int host_migrate_page(struct host_mm *mm, unsigned long hva);
 int host_swap_out(struct host_mm *mm, unsigned long hva);
+/* -ENOENT if @hva does not hold a swap entry. */
 int host_swap_in(struct host_mm *mm, unsigned long hva);
 /*
  * Merge the page at @hva2 into the identical page at @hva1 (both RO after).
@@ -329,6 +337,7 @@ int host_ksm_merge(struct host_mm *mm, unsigned long hva1, unsigned long hva2);
  */
 int host_mprotect(struct host_mm *mm, unsigned long hva, size_t len,
 		  unsigned int prot);
+/* Split the THP mapping @hva into 512 ptes (-ENOENT if there is none). */
 int host_thp_split(struct host_mm *mm, unsigned long hva);
 /*
  * Aging: returns the number of young 4 KiB pages in the range, a page being

@@ -121,7 +121,8 @@ int host_thp_split(struct host_mm *mm, unsigned long hva)
 	down_read(&mm->mmap_lock);
 	vma = find_vma(mm, hva);
 	if (vma)
-		ret = thp_split_pmd(mm, vma, hva);
+		ret = (vma_flags(vma) & VM_HUGE_1G) ? -EINVAL :
+		      thp_split_pmd(mm, vma, hva);
 	up_read(&mm->mmap_lock);
 	return ret;
 }

@@ -281,6 +281,9 @@ static void test_huge_1g(void **state)
 	assert_int_equal(host_madvise_dontneed(MM, hva, PAGE_SIZE), -EINVAL);
 	assert_int_equal(host_munmap(MM, hva, PAGE_SIZE), -EINVAL);
 	assert_int_equal(host_mprotect(MM, hva, PAGE_SIZE, VM_READ), -EINVAL);
+	assert_int_equal(host_thp_split(MM, hva), -EINVAL);
+	assert_int_equal(host_ksm_merge(MM, hva, hva + PAGE_SIZE), -EINVAL);
+	assert_int_equal(host_swap_in(MM, hva), -EINVAL);
 
 	test_notifier_register(&tn, MM);
 	assert_int_equal(host_mprotect(MM, hva, PUD_SIZE, VM_READ), 0);
