@@ -174,6 +174,16 @@ static void zap_pte(struct host_mm *mm, struct zap_batch *b,
 	}
 }
 
+static void zap_huge_pmd(struct host_mm *mm, struct zap_batch *b,
+			 _Atomic uint64_t *pmdp, uint64_t pmd)
+{
+	lockdep_assert_held(&mm->page_table_lock);
+	pte_set(pmdp, 0);	/* the 2 MiB may become a THP again */
+	for (unsigned int i = 0; i < PTRS_PER_PMD; i++)
+		atomic_fetch_sub(&pfn_to_page(HPTE_PFN(pmd) + i)->mapcount, 1);
+	b->huge_pfn = HPTE_PFN(pmd);
+}
+
 static void zap_gigantic(struct host_mm *mm, struct host_vma *vma,
 			 unsigned long start, unsigned long end)
 {
@@ -223,10 +233,7 @@ void zap_vma_range(struct host_mm *mm, struct host_vma *vma,
 				continue;
 			}
 			if (pmd_huge(pmd)) {
-				pte_set(pmdp, 0);	/* may become a THP again */
-				for (unsigned int i = 0; i < PTRS_PER_PMD; i++)
-					atomic_fetch_sub(&pfn_to_page(HPTE_PFN(pmd) + i)->mapcount, 1);
-				b.huge_pfn = HPTE_PFN(pmd);
+				zap_huge_pmd(mm, &b, pmdp, pmd);
 				spin_unlock(&mm->page_table_lock);
 				zap_batch_release(&b);
 				continue;

@@ -68,6 +68,7 @@ extern _Atomic unsigned long host_test_failures;
 /* cmocka setup/teardown: a fresh host per test, checked at the end. */
 int host_test_setup(void **state);
 int host_test_teardown(void **state);
+#define HOST_TEST(f) cmocka_unit_test_setup_teardown(f, host_test_setup, host_test_teardown)
 /* The same with another memory size (1 GiB tests). */
 int host_test_setup_mem(size_t mem_bytes);
 

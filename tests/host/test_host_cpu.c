@@ -260,11 +260,11 @@ static void test_static_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_cpuhp_setup_remove, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_cpu_down_up, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_syscore, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_cpufreq, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_static_keys, host_test_setup, host_test_teardown),
+		HOST_TEST(test_cpuhp_setup_remove),
+		HOST_TEST(test_cpu_down_up),
+		HOST_TEST(test_syscore),
+		HOST_TEST(test_cpufreq),
+		HOST_TEST(test_static_keys),
 	};
 
 	return cmocka_run_group_tests_name("host_cpu", tests, NULL, NULL);

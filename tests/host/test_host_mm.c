@@ -338,14 +338,14 @@ static void test_release(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_access_roundtrip, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_zero_frame_and_cow, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_readonly_vma, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_mprotect, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_munmap_partial_and_dontneed, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_thp, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_huge_1g, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_release, host_test_setup, host_test_teardown),
+		HOST_TEST(test_access_roundtrip),
+		HOST_TEST(test_zero_frame_and_cow),
+		HOST_TEST(test_readonly_vma),
+		HOST_TEST(test_mprotect),
+		HOST_TEST(test_munmap_partial_and_dontneed),
+		HOST_TEST(test_thp),
+		HOST_TEST(test_huge_1g),
+		HOST_TEST(test_release),
 	};
 
 	return cmocka_run_group_tests_name("host_mm", tests, NULL, NULL);

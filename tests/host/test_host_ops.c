@@ -327,12 +327,12 @@ static void test_aging(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_migrate, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_migrate_thp, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_migration_wait, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_swap, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_ksm, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_aging, host_test_setup, host_test_teardown),
+		HOST_TEST(test_migrate),
+		HOST_TEST(test_migrate_thp),
+		HOST_TEST(test_migration_wait),
+		HOST_TEST(test_swap),
+		HOST_TEST(test_ksm),
+		HOST_TEST(test_aging),
 	};
 
 	return cmocka_run_group_tests_name("host_ops", tests, NULL, NULL);

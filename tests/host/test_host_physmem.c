@@ -207,11 +207,11 @@ static void test_huge_blocks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_init_exit, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_exhaustion_and_recovery, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_refcount_and_poison, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_frame_helpers, host_test_setup, host_test_teardown),
-		cmocka_unit_test_setup_teardown(test_huge_blocks, host_test_setup, host_test_teardown),
+		HOST_TEST(test_init_exit),
+		HOST_TEST(test_exhaustion_and_recovery),
+		HOST_TEST(test_refcount_and_poison),
+		HOST_TEST(test_frame_helpers),
+		HOST_TEST(test_huge_blocks),
 	};
 
 	return cmocka_run_group_tests_name("host_physmem", tests, NULL, NULL);

@@ -275,7 +275,7 @@ static void test_stress(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_stress, host_test_setup, host_test_teardown),
+		HOST_TEST(test_stress),
 	};
 
 	return cmocka_run_group_tests_name("host_stress", tests, NULL, NULL);
