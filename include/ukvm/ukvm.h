@@ -62,6 +62,52 @@ int ukvm_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log);
 int ukvm_clear_dirty_log(struct kvm *kvm, struct kvm_clear_dirty_log *log);
 int ukvm_create_vcpu(struct kvm *kvm, unsigned long id, struct kvm_vcpu **out);
 
+/* ---- guest programs and KVM_RUN (src/hw) ---- */
+
+enum ukvm_access_type {
+	UKVM_ACCESS_READ,
+	UKVM_ACCESS_WRITE,
+	UKVM_ACCESS_EXEC,
+};
+
+/* One guest memory access: naturally aligned, 1, 2, 4 or 8 bytes. */
+struct ukvm_guest_access {
+	uint64_t gpa;
+	uint64_t value;		/* the value written, or the value read */
+	uint8_t len;
+	uint8_t type;		/* enum ukvm_access_type */
+};
+
+enum ukvm_guest_step {
+	UKVM_GUEST_ACCESS,	/* *access holds the next access */
+	UKVM_GUEST_HALT,	/* halt until an interrupt (KVM_REQ_EVENT) */
+	UKVM_GUEST_EXIT,	/* exit to the VMM (KVM_EXIT_HYPERCALL) */
+};
+
+/*
+ * What a vCPU executes in guest mode.  next() produces the next step; an
+ * access that faults is retried after the fault is handled (instruction
+ * restart), and complete() is called once it has really happened.
+ * Both run on the vCPU's thread, in guest mode: they must not take locks.
+ */
+struct ukvm_guest_ops {
+	enum ukvm_guest_step (*next)(void *ctx, struct ukvm_guest_access *access);
+	void (*complete)(void *ctx, const struct ukvm_guest_access *access);
+	void (*interrupt)(void *ctx);	/* optional: an event was delivered */
+};
+
+int ukvm_vcpu_set_guest(struct kvm_vcpu *vcpu, const struct ukvm_guest_ops *ops,
+			void *ctx);
+/*
+ * KVM_RUN: run the guest until an exit the VMM must handle: KVM_EXIT_MMIO
+ * (complete a read by filling run->mmio.data before running again),
+ * KVM_EXIT_HYPERCALL (UKVM_GUEST_EXIT), KVM_EXIT_INTR (ukvm_vcpu_kick_exit()).
+ * Returns 0, or a negative errno (-EFAULT: no usable host mapping).
+ */
+int ukvm_vcpu_run(struct kvm_vcpu *vcpu, struct kvm_run *run);
+/* Make a running (or the next) ukvm_vcpu_run() return with KVM_EXIT_INTR. */
+void ukvm_vcpu_kick_exit(struct kvm_vcpu *vcpu);
+
 /* A set_nx_huge_pages()-like parameter write reaching every VM's MMU;
  * returns the number of VMs updated. */
 int ukvm_param_write_all_vms(void);

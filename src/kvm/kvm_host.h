@@ -161,6 +161,10 @@ struct kvm_vcpu {
 
 	struct kvm_vcpu_stat stat;
 
+	/* The run loop's own state (src/hw), freed with the vCPU. */
+	void *run_state;
+	void (*run_state_free)(void *run_state);
+
 	char arch[] __attribute__((aligned(64)));
 };
 

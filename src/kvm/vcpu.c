@@ -121,6 +121,8 @@ void kvm_destroy_vcpus(struct kvm *kvm)
 		struct kvm_vcpu *vcpu = kvm->vcpus[i];
 
 		kvm_arch_call(kvm, vcpu_destroy, vcpu);
+		if (vcpu->run_state_free)
+			vcpu->run_state_free(vcpu->run_state);
 		mutex_destroy(&vcpu->mutex);
 		free(vcpu);
 		kvm->vcpus[i] = NULL;

@@ -44,20 +44,24 @@ static void clock_update_vm(struct kvm *kvm, unsigned int cpu)
 	}
 }
 
-static int kvm_cpufreq_notifier(struct notifier_block *nb, unsigned long cpu,
+static int kvm_cpufreq_notifier(struct notifier_block *nb, unsigned long event,
 				void *data)
 {
+	const struct cpufreq_freqs *freq = data;
+	unsigned int cpu = freq->cpu;
 	struct kvm *kvm;
 
 	(void)nb;
-	(void)data;
+	/* kvmclock reacts after the change (__kvmclock_cpufreq_notifier). */
+	if (event != CPUFREQ_POSTCHANGE)
+		return 0;
 	atomic_fetch_add_explicit(&cpufreq_walks, 1, memory_order_relaxed);
 	if (kvm_legacy_usage_locking()) {
 		/* __kvmclock_cpufreq_notifier(): kvm_lock under the hotplug lock. */
 		mutex_lock(&kvm_lock);
 		cds_list_for_each_entry(kvm, &vm_list, vm_list) {
 			RACE_POINT(VM_LIST_WALK);
-			clock_update_vm(kvm, (unsigned int)cpu);
+			clock_update_vm(kvm, cpu);
 		}
 		mutex_unlock(&kvm_lock);
 		return 0;
@@ -65,7 +69,7 @@ static int kvm_cpufreq_notifier(struct notifier_block *nb, unsigned long cpu,
 	ukvm_rcu_read_lock();
 	ukvm_list_for_each_entry_rcu(kvm, &vm_list, vm_list) {
 		RACE_POINT(VM_LIST_WALK);
-		clock_update_vm(kvm, (unsigned int)cpu);
+		clock_update_vm(kvm, cpu);
 	}
 	ukvm_rcu_read_unlock();
 	return 0;

@@ -84,9 +84,13 @@ bool kt_snapshot_equal(const struct kt_snapshot *a, const struct kt_snapshot *b)
 	for (int as = 0; as < KVM_ADDRESS_SPACE_NUM; as++)
 		if (a->gen[as] != b->gen[as])
 			return false;
-	for (int i = 0; i < a->n; i++)
-		if (memcmp(&a->slots[i], &b->slots[i], sizeof(a->slots[i])))
+	for (int i = 0; i < a->n; i++) {
+		const struct kt_slot *x = &a->slots[i], *y = &b->slots[i];
+
+		if (x->as != y->as || x->id != y->id || x->base != y->base ||
+		    x->npages != y->npages || x->hva != y->hva || x->flags != y->flags)
 			return false;
+	}
 	return true;
 }
 

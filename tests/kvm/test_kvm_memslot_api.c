@@ -18,9 +18,12 @@
 	do {                                                                  \
 		struct kt_snapshot __b, __a;                                  \
 		kt_snapshot((kvm), &__b);                                     \
-		assert_int_equal((expr), (err));                              \
+		int __r = (expr);                                             \
+		if (__r != (err))                                             \
+			fail_msg("%s returned %d, expected %d", #expr, __r, (err)); \
 		kt_snapshot((kvm), &__a);                                     \
-		assert_true(kt_snapshot_equal(&__b, &__a));                   \
+		if (!kt_snapshot_equal(&__b, &__a))                           \
+			fail_msg("%s changed the memslots", #expr);           \
 		kt_snapshot_free(&__b);                                       \
 		kt_snapshot_free(&__a);                                       \
 	} while (0)
@@ -115,7 +118,9 @@ static void test_operations(void **state)
 	unsigned long *bitmap;
 
 	(void)state;
+	mutex_lock(&kvm->slots_lock);
 	gen = kvm_memslots_gen(kvm_memslots(kvm));
+	mutex_unlock(&kvm->slots_lock);
 	assert_int_equal(gen, 0);
 
 	/* CREATE: one swap, generation + number of address spaces */

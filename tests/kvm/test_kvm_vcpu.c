@@ -173,7 +173,6 @@ static void test_io_bus(void **state)
 	struct dev a = { .dev.ops = &dev_ops }, b = { .dev.ops = &dev_ops };
 	struct kvm_vcpu *vcpu;
 	uint64_t v = 0x1234;
-	int idx;
 
 	(void)state;
 	assert_int_equal(ukvm_create_vcpu(kvm, 0, &vcpu), 0);

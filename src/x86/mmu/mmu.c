@@ -225,6 +225,28 @@ static int kvm_tdp_mmu_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *
 }
 
 /*
+ * An EPT misconfiguration: an MMIO SPTE.  Emulate if it belongs to the
+ * current memslot generation; otherwise (or mid-swap) take the normal fault
+ * path, which replaces it.
+ */
+static int handle_mmio_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa)
+{
+	uint64_t spte, gen;
+	int level = 0;
+
+	ukvm_rcu_read_lock();
+	kvm_tdp_mmu_fast_pf_get_last_sptep(vcpu, gpa_to_gfn(gpa), &spte, &level);
+	ukvm_rcu_read_unlock();
+	if (!is_mmio_spte(spte))
+		return RET_PF_RETRY;	/* changed since the exit: just retry */
+	gen = kvm_memslots_gen(kvm_memslots(vcpu->kvm));
+	if (gen & KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS ||
+	    get_mmio_spte_gen(spte) != (gen & MMIO_SPTE_GEN_MASK))
+		return RET_PF_INVALID;
+	return RET_PF_EMULATE;
+}
+
+/*
  * An EPT violation at @gpa.  Returns RET_PF_* (>= 0) or a negative errno
  * (-EFAULT: the host has no usable mapping, KVM_RUN fails with it).
  */
@@ -245,6 +267,18 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, uint32_t error_code)
 	lockdep_assert_held(&vcpu->mutex);
 	UKVM_BUG_ON(!srcu_read_lock_held(&vcpu->kvm->srcu));
 	atomic_fetch_add_explicit(&vcpu->stat.pf_taken, 1, memory_order_relaxed);
+
+	if (fault.rsvd) {
+		r = handle_mmio_page_fault(vcpu, gpa);
+		if (r != RET_PF_INVALID) {
+			if (r == RET_PF_EMULATE)
+				atomic_fetch_add_explicit(&vcpu->stat.pf_mmio, 1,
+							  memory_order_relaxed);
+			return r;
+		}
+		fault.rsvd = false;
+		fault.error_code &= ~PFERR_RSVD_MASK;
+	}
 
 	/* Beyond the guest physical address width there is nothing. */
 	fault.slot = fault.gfn > kvm_x86(vcpu->kvm)->max_gfn ? NULL :

@@ -12,13 +12,6 @@
 int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, uint32_t error_code);
 int fast_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault);
 
-/*
- * An EPT misconfiguration at @gpa (an MMIO SPTE): RET_PF_EMULATE if the
- * SPTE is current (exit to MMIO emulation), RET_PF_RETRY if it was stale and
- * has been dropped (the access will fault normally).
- */
-int kvm_mmu_handle_mmio_spte(struct kvm_vcpu *vcpu, gpa_t gpa);
-
 int kvm_mmu_load(struct kvm_vcpu *vcpu);
 void kvm_mmu_unload(struct kvm_vcpu *vcpu);
 int kvm_mmu_reload(struct kvm_vcpu *vcpu);
