@@ -5,29 +5,32 @@
  *
  * Counters.  A reader increments lock_count[idx] of its thread's shard,
  * where idx is the low bit of srcu_idx it loaded, and later increments
- * unlock_count[idx] (same idx, returned by srcu_read_lock()).  Counters only
- * grow; sums are compared modulo 2^BITS_PER_LONG, which is exact because
- * fewer than 2^64 readers can be inside at once.
+ * unlock_count[idx] (same idx, returned by srcu_read_lock()).  Owned shards
+ * count with a plain load and store, shared ones with RMWs (srcu_shard.c).
+ * Counters only grow; sums are compared modulo 2^BITS_PER_LONG, which is
+ * exact because fewer than 2^64 readers can be inside at once.
  *
  * Drain check of one index (srcu_readers_drained()): sum the unlock counts
  * of every shard, then sum the lock counts.  Let L be the set of lock
  * increments the second scan sees and U the set of unlock increments the
  * first scan sees.  U is a subset of the unlocks of L: if the first scan read
- * a reader's unlock (a release RMW, read by a seq_cst, hence acquire, load),
- * the reader's earlier lock increment happens-before the second scan, which
+ * a reader's unlock (a release store or RMW, read by an acquire load), the
+ * reader's earlier lock increment happens-before the second scan, which
  * therefore reads it or a later value.  So equal sums mean |U| == |L|: every
  * reader counted by the second scan has left, and its unlock happens-before
  * everything the grace period does next (in particular the updater's free).
  *
  * Why that suffices.  Take a reader R that can still see what the updater
- * removed before calling synchronize_srcu().  R increments its lock counter
- * (a locked RMW, a full barrier) and then loads the pointer; the updater
- * stores the pointer, and the grace period executes a full barrier (A below)
- * before its first scan.  Store-buffering: if R loaded the *old* pointer, R's
- * increment is visible to every scan after A.  Both scans of a grace period
- * come after A, one for each index, so R is in L of the scan of whichever
- * index it used, and the grace period waits for it.  A reader whose
- * increment a scan misses sees the new pointer and is of no concern.
+ * removed before calling synchronize_srcu().  R counts itself and then loads
+ * the pointer; the updater stores the pointer, and the grace period executes
+ * barrier A -- membarrier(), a full barrier in every thread -- before its
+ * first scan.  If R's count came before R's part of that barrier, the count
+ * is visible to both scans; if after, R's load of the pointer is after the
+ * barrier too and finds the new pointer.  (With shared shards the reader's
+ * locked RMW is the barrier and A is an ordinary fence: store buffering.)
+ * Both scans of a grace period come after A, one for each index, so a reader
+ * that can see the old object is in L of the scan of whichever index it
+ * used, and the grace period waits for it.
  *
  * Why two phases.  Only liveness needs them: the scan of an index can keep
  * failing while new readers keep entering that index.  New readers use the
@@ -46,6 +49,7 @@
 #include <sched.h>
 
 #include "sync/srcu.h"
+#include "sync/srcu_internal.h"
 #include "sync/sync_internal.h"
 
 /* Polling budgets (drain checks) before sleeping on the futex. */
@@ -55,20 +59,6 @@
 #define SRCU_EXP_YIELDS		20
 /* The futex sleep is woken by readers; the timeout is only a safety net. */
 #define SRCU_SLEEP_TIMEOUT_NS	(100 * 1000 * 1000)
-
-__thread unsigned int __srcu_shard_plus1;
-static _Atomic unsigned int srcu_next_shard;
-
-/* Threads are spread round-robin over the shards, once per thread. */
-unsigned int __srcu_assign_shard(void)
-{
-	unsigned int s = atomic_fetch_add_explicit(&srcu_next_shard, 1,
-						   memory_order_relaxed);
-
-	s %= SRCU_NR_SHARDS;
-	__srcu_shard_plus1 = s + 1;
-	return s;
-}
 
 int __init_srcu_struct(struct srcu_struct *ssp, const char *name,
 		       const struct lock_class_key *key)
@@ -88,22 +78,24 @@ int __init_srcu_struct(struct srcu_struct *ssp, const char *name,
 	}
 	if (pthread_mutex_init(&ssp->gp_mutex, NULL))
 		return -ENOMEM;
+	srcu_global_init();
 	lockdep_init_map_type(&ssp->dep_map, name, key, 0, LD_WAIT_SLEEP,
 			      LD_WAIT_FREE, LD_TYPE_SRCU);
 	return 0;
 }
 
 /*
- * Sum one counter array over the shards.  seq_cst loads (plain loads on
- * x86): acquire, pairing with the readers' release RMWs, and part of the
- * single total order the store-buffering arguments above rely on.
+ * Sum one counter array over the shards in use.  seq_cst loads (plain loads
+ * on x86): acquire, pairing with the readers' release stores and RMWs, and
+ * part of the single total order the shared-shard argument relies on.
  */
 static unsigned long srcu_sum(struct srcu_struct *ssp, bool unlocks,
 			      unsigned int idx)
 {
+	unsigned int n = srcu_nr_scanned_shards();
 	unsigned long sum = 0;
 
-	for (int i = 0; i < SRCU_NR_SHARDS; i++) {
+	for (unsigned int i = 0; i < n; i++) {
 		struct srcu_shard *sh = &ssp->shard[i];
 
 		sum += atomic_load_explicit(unlocks ? &sh->unlock_count[idx] :
@@ -164,13 +156,14 @@ static void srcu_sleep(struct srcu_struct *ssp, unsigned int idx)
 	/* The ticket first: a wake-up after this point cannot be lost. */
 	ticket = atomic_load_explicit(&ssp->gp_wake, memory_order_acquire);
 	/*
-	 * Announce, then re-scan.  The seq_cst store (an XCHG, a full barrier)
-	 * pairs with the unlocker's RMW on its count followed by its seq_cst
-	 * load of gp_waiting: either our re-scan sees that unlock, or the
-	 * unlocker sees the announcement and wakes us.
+	 * Announce, barrier on every thread, re-scan.  Pairs with the
+	 * unlocker's count followed by its load of gp_waiting: an unlocker
+	 * whose count our re-scan misses counted after its part of the
+	 * barrier, so its later load sees the announcement and it wakes us.
 	 */
 	atomic_store_explicit(&ssp->gp_waiting, (int)idx + 1,
 			      memory_order_seq_cst);
+	srcu_mb_readers();
 	if (!srcu_readers_drained(ssp, idx)) {
 		atomic_fetch_add_explicit(&ssp->nr_gp_sleeps, 1,
 					  memory_order_relaxed);
@@ -239,11 +232,12 @@ void __synchronize_srcu(struct srcu_struct *ssp, bool expedited,
 
 	atomic_store_explicit(&ssp->gp_seq, seq + 1, memory_order_seq_cst);
 	/*
-	 * Full barrier (A): the updates before synchronize_srcu() and the
-	 * gp_seq start are ordered before the scans; pairs with the reader's
-	 * locked increment before its first load (srcu_read_lock()).
+	 * Barrier A: the updates before synchronize_srcu() and the gp_seq
+	 * start are ordered before the scans, and every reader executes a
+	 * full barrier between counting itself and its critical section
+	 * (pairs with "B" in srcu_read_lock()).
 	 */
-	atomic_thread_fence(memory_order_seq_cst);
+	srcu_mb_readers();
 
 	/* Only grace periods write srcu_idx, and they hold gp_mutex. */
 	idx = atomic_load_explicit(&ssp->srcu_idx, memory_order_relaxed) & 1;

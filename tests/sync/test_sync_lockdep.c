@@ -5,6 +5,8 @@
  * and the might-sleep / wait-context checks work.  Skipped when the
  * validator is compiled out (-Dlockdep=false).
  */
+#include <stdlib.h>
+
 #include "sync_test.h"
 
 #if UKVM_LOCKDEP
@@ -36,7 +38,8 @@ static int ld_setup(void **state)
 {
 	(void)state;
 	lockdep_set_enabled(true);
-	lockdep_set_report_mode(LOCKDEP_REPORT_QUIET);
+	if (!getenv("SYNC_TEST_VERBOSE"))
+		lockdep_set_report_mode(LOCKDEP_REPORT_QUIET);
 	mutex_init(&m);
 	spin_lock_init(&sl);
 	raw_spin_lock_init(&rsl);

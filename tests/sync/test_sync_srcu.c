@@ -171,7 +171,8 @@ static void *stale_reader_fn(void *arg)
 {
 	struct stale_reader *r = arg;
 
-	atomic_fetch_add(&srcu_a.shard[srcu_this_shard()].lock_count[r->idx], 1);
+	atomic_fetch_add(__srcu_counter(&srcu_a, srcu_this_shard(), false,
+					(unsigned int)r->idx), 1);
 	lock_acquire(&srcu_a.dep_map, 0, 0, 2, 1, NULL, LOCKDEP_SITE);
 	flag_set(&r->inside);
 	flag_wait(&r->release);
@@ -197,6 +198,58 @@ static void test_reader_on_inactive_index(void **state)
 	flag_set(&r.release);
 	join_thread(syncer);
 	join_thread(reader);
+	assert_true(flag_is_set(&s.done));
+	assert_int_equal(srcu_readers_active(&srcu_a), 0);
+}
+
+/*
+ * More reader threads than owned shards: the rest count on shared shards
+ * with RMWs, and a grace period waits for readers of both kinds.
+ */
+#define NR_CROWD (SRCU_NR_OWNED_SHARDS + 8)
+
+static struct {
+	_Atomic int inside, shared, owned;
+	struct flag release;
+} crowd;
+
+static void *crowd_reader(void *arg)
+{
+	int idx = srcu_read_lock(&srcu_a);
+
+	(void)arg;
+	if (srcu_this_shard() & SRCU_SHARD_SHARED)
+		atomic_fetch_add(&crowd.shared, 1);
+	else
+		atomic_fetch_add(&crowd.owned, 1);
+	atomic_fetch_add(&crowd.inside, 1);
+	flag_wait(&crowd.release);
+	srcu_read_unlock(&srcu_a, idx);
+	return NULL;
+}
+
+static void test_more_threads_than_shards(void **state)
+{
+	static pthread_t tids[NR_CROWD];
+	struct syncer s = { .ssp = &srcu_a, .expedited = true };
+	unsigned long sleeps = atomic_load(&srcu_a.nr_gp_sleeps);
+	pthread_t syncer;
+
+	(void)state;
+	memset(&crowd, 0, sizeof(crowd));
+	start_threads(tids, NR_CROWD, "crowd", crowd_reader, NULL, 0);
+	WAIT_UNTIL(atomic_load(&crowd.inside) == NR_CROWD);
+	assert_int_equal(srcu_readers_active(&srcu_a), NR_CROWD);
+	/* Owned shards only exist with membarrier(); then some must spill. */
+	if (atomic_load(&crowd.owned))
+		assert_true(atomic_load(&crowd.shared) >= NR_CROWD - SRCU_NR_OWNED_SHARDS);
+	syncer = start_thread("syncer", syncer_fn, &s);
+	WAIT_UNTIL(atomic_load(&srcu_a.nr_gp_sleeps) > sleeps ||
+		   flag_is_set(&s.done));
+	assert_false(flag_is_set(&s.done));
+	flag_set(&crowd.release);
+	join_threads(tids, NR_CROWD);
+	join_thread(syncer);
 	assert_true(flag_is_set(&s.done));
 	assert_int_equal(srcu_readers_active(&srcu_a), 0);
 }
@@ -317,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_reader_blocks_sync),
 		cmocka_unit_test(test_reader_blocks_sync_expedited),
 		cmocka_unit_test(test_reader_on_inactive_index),
+		cmocka_unit_test(test_more_threads_than_shards),
 		cmocka_unit_test(test_cleanup_busy),
 		cmocka_unit_test(test_free_after_sync_never_seen),
 	};

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `ukvm bench NAME`: benchmarks, each printing its numbers next to a
+ * reference measured in the same run.  A benchmark is one entry of the
+ * table below and one function (bench/bench.h).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench.h"
+#include "ukvm_cmd.h"
+
+struct bench_entry {
+	const char *name;
+	int (*run)(const struct bench_opts *opts, struct bench_report *rep);
+	const char *summary;
+};
+
+static const struct bench_entry benches[] = {
+	{ "sync", bench_sync,
+	  "locks, SRCU and RCU vs pthread and liburcu, validator on and off" },
+};
+
+#define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
+
+static void bench_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ukvm bench NAME [OPTIONS]\n"
+		"\n"
+		"Run a benchmark: ns per operation (median of several runs), each next\n"
+		"to a reference measured in the same run, and the targets it must meet.\n"
+		"\n"
+		"  --json FILE   also write the numbers as JSON to FILE ('-': stdout)\n"
+		"  --runs N      median of N timed runs (default 7, at most %d)\n"
+		"  --quick       a tenth of the iterations (a smoke run, noisy numbers)\n"
+		"  -h, --help    this text\n"
+		"\n"
+		"benchmarks:\n", BENCH_MAX_RUNS);
+	for (size_t i = 0; i < NR_BENCHES; i++)
+		fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].summary);
+}
+
+static int write_json(const struct bench_report *rep, const char *path)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+
+	if (!f) {
+		perror(path);
+		return 1;
+	}
+	bench_report_write_json(rep, f);
+	if (f != stdout && fclose(f)) {
+		perror(path);
+		return 1;
+	}
+	return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", required_argument, NULL, 'j' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct bench_opts opts = { .runs = 7, .scale = 1.0 };
+	struct bench_report rep = { 0 };
+	const struct bench_entry *b = NULL;
+	const char *json = NULL;
+	char *end;
+	int c, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = optarg;
+			break;
+		case 'r':
+			opts.runs = (int)strtol(optarg, &end, 10);
+			if (*end || opts.runs < 1 || opts.runs > BENCH_MAX_RUNS) {
+				fprintf(stderr, "ukvm bench: bad --runs '%s'\n", optarg);
+				return UKVM_EXIT_USAGE;
+			}
+			break;
+		case 'q':
+			opts.scale = 0.1;
+			break;
+		case 'h':
+			bench_usage(stdout);
+			return 0;
+		default:
+			bench_usage(stderr);
+			return UKVM_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		bench_usage(stderr);
+		return UKVM_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < NR_BENCHES; i++)
+		if (!strcmp(argv[optind], benches[i].name))
+			b = &benches[i];
+	if (!b) {
+		fprintf(stderr, "ukvm bench: unknown benchmark '%s'\n\n",
+			argv[optind]);
+		bench_usage(stderr);
+		return UKVM_EXIT_USAGE;
+	}
+	rep.bench = b->name;
+	r = b->run(&opts, &rep);
+	if (!r && json)
+		r = write_json(&rep, json);
+	bench_report_free(&rep);
+	return r;
+}
