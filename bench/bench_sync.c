@@ -87,33 +87,41 @@ struct sync_case {
 	bench_loop_fn ref;
 	uint64_t iters;		/* per run, one thread */
 	uint64_t iters_mt;	/* per run and thread with 2 threads; 0: 1 only */
+	uint64_t iters_crowd;	/* per run and thread, NR_CROWD threads; 0: no */
 };
 
+/* ukvm runs up to ~12 threads on 2 CPUs: lock holders get preempted. */
+#define NR_CROWD 12
+
+#define CASE(_name, _fn, _ref_name, _ref, ...)                               \
+	{ .name = _name, .fn = _fn, .ref_name = _ref_name, .ref = _ref,       \
+	  __VA_ARGS__ }
+
 static const struct sync_case cases[] = {
-	{ "mutex lock+unlock", loop_mutex, "pthread_mutex", ref_pmutex,
-	  1000000, 500000 },
-	{ "spin_lock+unlock", loop_spin, "pthread_spin", ref_pspin,
-	  1000000, 500000 },
-	{ "raw_spin_lock+unlock", loop_raw_spin, "pthread_spin", ref_pspin,
-	  1000000, 500000 },
-	{ "read_lock+unlock", loop_read_lock, "pthread_rwlock rd", ref_prw_rd,
-	  1000000, 500000 },
-	{ "write_lock+unlock", loop_write_lock, "pthread_rwlock wr", ref_prw_wr,
-	  1000000, 200000 },
-	{ "down_read+up_read", loop_down_read, "pthread_rwlock rd", ref_prw_rd,
-	  1000000, 200000 },
-	{ "down_write+up_write", loop_down_write, "pthread_rwlock wr",
-	  ref_prw_wr, 1000000, 100000 },
-	{ "srcu_read_lock+unlock", loop_srcu_read, "urcu_memb read", ref_urcu_read,
-	  2000000, 1000000 },
-	{ "synchronize_srcu_expedited", loop_srcu_sync_exp,
-	  "urcu_memb synchronize", ref_urcu_sync, 20000, 0 },
-	{ "synchronize_srcu", loop_srcu_sync, "urcu_memb synchronize",
-	  ref_urcu_sync, 20000, 0 },
-	{ "ukvm_rcu_read_lock+unlock", loop_rcu_read, "urcu_memb read",
-	  ref_urcu_read, 2000000, 1000000 },
-	{ "ukvm_synchronize_rcu", loop_rcu_sync, "urcu_memb synchronize",
-	  ref_urcu_sync, 5000, 0 },
+	CASE("mutex lock+unlock", loop_mutex, "pthread_mutex", ref_pmutex,
+	     .iters = 1000000, .iters_mt = 500000, .iters_crowd = 50000),
+	CASE("spin_lock+unlock", loop_spin, "pthread_spin", ref_pspin,
+	     .iters = 1000000, .iters_mt = 500000, .iters_crowd = 50000),
+	CASE("raw_spin_lock+unlock", loop_raw_spin, "pthread_spin", ref_pspin,
+	     .iters = 1000000, .iters_mt = 500000, .iters_crowd = 50000),
+	CASE("read_lock+unlock", loop_read_lock, "pthread_rwlock rd",
+	     ref_prw_rd, .iters = 1000000, .iters_mt = 500000),
+	CASE("write_lock+unlock", loop_write_lock, "pthread_rwlock wr",
+	     ref_prw_wr, .iters = 1000000, .iters_mt = 200000),
+	CASE("down_read+up_read", loop_down_read, "pthread_rwlock rd",
+	     ref_prw_rd, .iters = 1000000, .iters_mt = 200000),
+	CASE("down_write+up_write", loop_down_write, "pthread_rwlock wr",
+	     ref_prw_wr, .iters = 1000000, .iters_mt = 100000),
+	CASE("srcu_read_lock+unlock", loop_srcu_read, "urcu_memb read",
+	     ref_urcu_read, .iters = 2000000, .iters_mt = 1000000),
+	CASE("synchronize_srcu_expedited", loop_srcu_sync_exp,
+	     "urcu_memb synchronize", ref_urcu_sync, .iters = 20000),
+	CASE("synchronize_srcu", loop_srcu_sync, "urcu_memb synchronize",
+	     ref_urcu_sync, .iters = 20000),
+	CASE("ukvm_rcu_read_lock+unlock", loop_rcu_read, "urcu_memb read",
+	     ref_urcu_read, .iters = 2000000, .iters_mt = 1000000),
+	CASE("ukvm_synchronize_rcu", loop_rcu_sync, "urcu_memb synchronize",
+	     ref_urcu_sync, .iters = 5000),
 };
 
 #define NR_CASES (sizeof(cases) / sizeof(cases[0]))
@@ -150,7 +158,8 @@ struct sync_result {
 static struct sync_result measure(const struct bench_opts *opts,
 				  const struct sync_case *c, int threads)
 {
-	uint64_t n = bench_iters(opts, threads > 1 ? c->iters_mt : c->iters);
+	uint64_t n = bench_iters(opts, threads > 2 ? c->iters_crowd :
+				       threads > 1 ? c->iters_mt : c->iters);
 	struct sync_result r = { .on = NAN };
 
 	r.ref = bench_ns_per_op(opts, c->ref, &objs, n, threads);
@@ -281,6 +290,17 @@ int bench_sync(const struct bench_opts *opts, struct bench_report *rep)
 		r = measure(opts, &cases[i], 2);
 		print_row(&cases[i], 2, &r);
 		record_row(rep, &cases[i], 2, &r);
+	}
+	printf("\n%d threads on %ld CPUs, one shared object (ns per op per thread):\n",
+	       NR_CROWD, ncpu);
+	for (size_t i = 0; i < NR_CASES; i++) {
+		struct sync_result r;
+
+		if (!cases[i].iters_crowd)
+			continue;
+		r = measure(opts, &cases[i], NR_CROWD);
+		print_row(&cases[i], NR_CROWD, &r);
+		record_row(rep, &cases[i], NR_CROWD, &r);
 	}
 	targets(rep, res);
 

@@ -91,7 +91,7 @@ static void test_ping_pong(void **state)
 	rcuwait_init(&pp.to_main);
 	atomic_store(&pp.round, 0);
 	atomic_store(&pp.echo, 0);
-	pp.rounds = UKVM_TSAN ? 20000 : 100000;
+	pp.rounds = 100000;
 	tid = start_thread("echo", echo_fn, NULL);
 	for (long i = 1; i <= pp.rounds; i++) {
 		atomic_store(&pp.round, i);
