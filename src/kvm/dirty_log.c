@@ -116,6 +116,8 @@ int kvm_get_dirty_log_protect(struct kvm *kvm, struct kvm_dirty_log *log)
 	RACE_POINT(WRPROT_BEFORE_FLUSH);
 	if (flush && !ukvm_unsafe(UNSAFE_NO_WRPROT_FLUSH))
 		kvm_flush_remote_tlbs_memslot(kvm, slot);
+	UKVM_INVARIANT(!atomic_load(&kvm->wrprot_unflushed),
+		       "GET_DIRTY_LOG returns with write access removed but not flushed");
 
 	if (!log->dirty_bitmap)
 		return -EFAULT;
@@ -177,6 +179,8 @@ int kvm_clear_dirty_log_protect(struct kvm *kvm, struct kvm_clear_dirty_log *log
 	RACE_POINT(WRPROT_BEFORE_FLUSH);
 	if (flush && !ukvm_unsafe(UNSAFE_NO_WRPROT_FLUSH))
 		kvm_flush_remote_tlbs_memslot(kvm, slot);
+	UKVM_INVARIANT(!atomic_load(&kvm->wrprot_unflushed),
+		       "CLEAR_DIRTY_LOG returns with write access removed but not flushed");
 	atomic_fetch_add_explicit(&kvm->stat.dirty_log_clear, 1, memory_order_relaxed);
 	return 0;
 }

@@ -241,7 +241,7 @@ struct kvm {
 	struct kvm_memslots __memslots[KVM_ADDRESS_SPACE_NUM][2];
 	struct kvm_memslots *memslots[KVM_ADDRESS_SPACE_NUM];
 	unsigned long nr_memslot_pages;		/* slots_lock */
-	unsigned int nr_memslots_dirty_logging;	/* slots_lock */
+	_Atomic unsigned int nr_memslots_dirty_logging;	/* written under slots_lock */
 
 	struct kvm_vcpu *vcpus[KVM_MAX_VCPUS];	/* published before online_vcpus */
 	_Atomic int online_vcpus;
@@ -270,6 +270,9 @@ struct kvm {
 
 	/* Dirty logging */
 	uint64_t manual_dirty_log_protect;	/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 flags */
+	/* Write (or Dirty) removed from an SPTE since the last remote flush:
+	 * must be 0 before a dirty log is relied on (Appendix B 9). */
+	_Atomic unsigned long wrprot_unflushed;
 
 	struct kvm_stat stat;
 	int id;					/* for names in reports */

@@ -188,6 +188,8 @@ void kvm_flush_remote_tlbs(struct kvm *kvm)
 {
 	atomic_fetch_add_explicit(&kvm->stat.remote_tlb_flush_requests, 1,
 				  memory_order_relaxed);
+	/* Everything write-protected before this point is covered below. */
+	atomic_store(&kvm->wrprot_unflushed, 0);
 	/*
 	 * The seq_cst operations of the request path order the SPTE changes
 	 * made before this call before the reading of each vCPU's mode.

@@ -74,7 +74,13 @@ static void test_notifiers_vs_memslot_updates(void **state)
 	for (int i = 0; i < 2; i++)
 		host[i] = start_thread("host-mm", host_fn, &st);
 
-	for (int iter = 0; iter < SCALE(1500); iter++) {
+	/*
+	 * At least SCALE(1500) memslot updates, and go on until the host threads
+	 * have really invalidated covered ranges concurrently with them (no
+	 * assumption about how fast either side runs).
+	 */
+	for (int iter = 0; iter < SCALE(1500) ||
+	     atomic_load(&st.kvm->stat.mmu_notifier_start_found) < 100; iter++) {
 		uint32_t id = (uint32_t)(rand_r(&seed) % NSLOTS);
 		uint64_t hva = st.hva + (uint64_t)id * SLOT_SIZE;
 		int r;

@@ -174,6 +174,22 @@ static void handle_changed_spte(struct kvm *kvm, int as_id, gfn_t gfn,
 				uint64_t old_spte, uint64_t new_spte, int level,
 				bool shared);
 
+/*
+ * Record the write behind a dirty leaf that disappears.  Every path that can
+ * zap a leaf of a live VM holds kvm->srcu (faults, notifiers) or slots_lock
+ * (memslot and dirty-log updates); a dying VM has no log to feed.
+ */
+static void kvm_mmu_dirty_leaf_gone(struct kvm *kvm, int as_id, gfn_t gfn)
+{
+	struct kvm_memory_slot *slot;
+
+	if (atomic_load(&kvm->vm_dead) || !kvm->nr_memslots_dirty_logging)
+		return;
+	slot = search_memslots(__kvm_memslots(kvm, as_id), gfn, false);
+	if (slot && !(slot->flags & KVM_MEMSLOT_INVALID))
+		mark_page_dirty_in_slot(kvm, slot, gfn);
+}
+
 /* cmpxchg without the bookkeeping: claim the SPTE by freezing it. */
 static int tdp_mmu_freeze_spte(struct tdp_iter *iter)
 {
@@ -352,6 +368,16 @@ static void handle_changed_spte(struct kvm *kvm, int as_id, gfn_t gfn,
 	if (is_leaf != was_leaf)
 		atomic_fetch_add_explicit(&kvm_x86(kvm)->stat.pages[level - 1],
 					  is_leaf ? 1 : -1, memory_order_relaxed);
+	/*
+	 * Dirty-bit logging learns about writes from the Dirty bits it
+	 * harvests: a dirty 4 KiB leaf that goes away (zapped, or replaced by
+	 * another frame) hands its Dirty bit to the log first, as a PML buffer
+	 * would have logged the write when the CPU set it.
+	 */
+	if (was_leaf && level == PG_LEVEL_4K && (!is_leaf || pfn_changed) &&
+	    spte_ad_enabled(old_spte) && (old_spte & VMX_EPT_DIRTY_BIT) &&
+	    kvm_x86(kvm)->dirty_mode == UKVM_DIRTY_DBIT)
+		kvm_mmu_dirty_leaf_gone(kvm, as_id, gfn);
 	/* A table went away (zapped, replaced by a huge leaf): tear it down. */
 	if (was_present && !was_leaf && (is_leaf || !is_present || pfn_changed))
 		handle_removed_pt(kvm, spte_to_child_pt(old_spte, level), shared);

@@ -43,6 +43,7 @@ retry:
 					continue;
 				goto retry;
 			}
+			atomic_store(&kvm->wrprot_unflushed, 1);
 			spte_set = true;
 		}
 	}
@@ -82,6 +83,7 @@ retry:
 					continue;
 				goto retry;
 			}
+			atomic_store(&kvm->wrprot_unflushed, 1);
 			spte_set = true;
 		}
 	}
@@ -124,6 +126,7 @@ void kvm_tdp_mmu_clear_dirty_pt_masked(struct kvm *kvm,
 				VMX_EPT_WRITABLE_MASK : VMX_EPT_DIRTY_BIT;
 			if (!(iter.old_spte & clear))
 				continue;
+			atomic_store(&kvm->wrprot_unflushed, 1);
 			iter.old_spte = tdp_mmu_clear_spte_bits(iter.sptep, iter.old_spte,
 								clear, iter.level);
 		}
@@ -148,6 +151,7 @@ bool kvm_tdp_mmu_write_protect_gfn(struct kvm *kvm, struct kvm_memory_slot *slot
 			    !is_last_spte(iter.old_spte, iter.level) ||
 			    !is_writable_pte(iter.old_spte))
 				continue;
+			atomic_store(&kvm->wrprot_unflushed, 1);
 			iter.old_spte = tdp_mmu_clear_spte_bits(iter.sptep, iter.old_spte,
 					VMX_EPT_WRITABLE_MASK, iter.level);
 			spte_set = true;

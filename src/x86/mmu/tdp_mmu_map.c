@@ -64,6 +64,11 @@ static int tdp_mmu_map_handle_target_level(struct kvm_vcpu *vcpu,
 	}
 
 	RACE_POINT(FAULT_BEFORE_INSTALL);
+	/* Appendix B 5: nothing is installed over a racing invalidation. */
+	UKVM_INVARIANT(!fault->slot ||
+		       !mmu_invalidate_retry_gfn(kvm, fault->mmu_seq, fault->gfn),
+		       "installing gfn %#llx while an invalidation covers it",
+		       (unsigned long long)fault->gfn);
 	if (new_spte == iter->old_spte)
 		ret = RET_PF_SPURIOUS;
 	else if (tdp_mmu_set_spte_atomic(kvm, iter, new_spte))

@@ -187,6 +187,8 @@ static void x86_commit_memory_region(struct kvm *kvm, struct kvm_memory_slot *ol
 	RACE_POINT(WRPROT_BEFORE_FLUSH);
 	if (!ukvm_unsafe(UNSAFE_NO_WRPROT_FLUSH))
 		kvm_flush_remote_tlbs_memslot(kvm, new);
+	UKVM_INVARIANT(!atomic_load(&kvm->wrprot_unflushed),
+		       "dirty logging enabled with write access removed but not flushed");
 	atomic_fetch_add_explicit(&ka->stat.wrprot_flushes, 1, memory_order_relaxed);
 }
 
