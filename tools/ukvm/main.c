@@ -10,8 +10,11 @@
 #include "ukvm_cmd.h"
 
 static const struct ukvm_cmd commands[] = {
+	{ "run", cmd_run, "run guests with churn, live migration and end-to-end verification" },
+	{ "race", cmd_race, "deterministic replays of the races and deadlocks of locking.rst" },
 	{ "locks", cmd_locks, "the lock validator: documented order, self-test, checks" },
 	{ "bench", cmd_bench, "benchmarks, each next to a reference measured in the same run" },
+	{ "diff-kvm", cmd_diff_kvm, "differential tests against the real /dev/kvm" },
 };
 
 static void usage(FILE *f)
@@ -19,7 +22,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: ukvm COMMAND [OPTIONS]   (ukvm COMMAND --help for details)\n\n"
 		   "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+		if (commands[i].fn)
+			fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nukvm %s\n", UKVM_VERSION);
 }
 
@@ -35,7 +39,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
+		if (commands[i].fn && !strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
 	fprintf(stderr, "ukvm: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);

@@ -9,8 +9,15 @@ struct ukvm_cmd {
 	const char *summary;
 };
 
-int cmd_locks(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
+/*
+ * Each command lives in its own file (cmd_<name>.c).  Declared weak so that
+ * the table of main.c lists only the commands this binary was built with.
+ */
+int cmd_run(int argc, char **argv) __attribute__((weak));
+int cmd_race(int argc, char **argv) __attribute__((weak));
+int cmd_locks(int argc, char **argv) __attribute__((weak));
+int cmd_bench(int argc, char **argv) __attribute__((weak));
+int cmd_diff_kvm(int argc, char **argv) __attribute__((weak));
 
 /* Exit status for bad usage (getopt errors, unknown names). */
 #define UKVM_EXIT_USAGE 2
