@@ -26,6 +26,29 @@ extern "C" {
 struct kvm;
 struct kvm_vcpu;
 
+/* ---- the host: physical memory, the VMM's address space, CPUs ---- */
+
+struct ukvm_host_config {
+	size_t mem_bytes;	/* host physical memory (populated at start) */
+	unsigned int nr_cpus;	/* simulated host CPUs */
+	size_t swap_bytes;	/* swap space for the host's swap-out */
+	bool poison_frames;	/* detect writes into freed frames */
+};
+
+int ukvm_host_init(const struct ukvm_host_config *cfg);
+void ukvm_host_exit(void);
+
+#define UKVM_MAP_THP		(1u << 0)	/* back with 2 MiB pages when possible */
+#define UKVM_MAP_HUGE_1G	(1u << 1)	/* 1 GiB pages, reserved at mmap */
+#define UKVM_MAP_READONLY	(1u << 2)
+
+/* The VMM's mmap: an hva (never 0), or (unsigned long)-errno. */
+unsigned long ukvm_host_mmap(size_t size, unsigned int flags);
+int ukvm_host_munmap(unsigned long hva, size_t size);
+/* The VMM's own loads and stores (faults pages in, copy-on-write, ...). */
+int ukvm_host_read(unsigned long hva, void *buf, size_t len);
+int ukvm_host_write(unsigned long hva, const void *buf, size_t len);
+
 /* Dirty tracking mechanism of a VM. */
 enum ukvm_dirty_mode {
 	UKVM_DIRTY_WRPROT,	/* write-protect + fast page fault (default) */
