@@ -21,6 +21,8 @@ struct bench_entry {
 static const struct bench_entry benches[] = {
 	{ "sync", bench_sync,
 	  "locks, SRCU and RCU vs pthread and liburcu, validator on and off" },
+	{ "fault", bench_fault,
+	  "demand fault-in, fast-path re-dirty, 4K invalidation vs kernel and KVM" },
 };
 
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
