@@ -37,6 +37,12 @@ int realkvm_set_user_memory_region(struct realkvm_vm *vm,
 int realkvm_enable_cap(struct realkvm_vm *vm, const struct kvm_enable_cap *cap);
 int realkvm_get_dirty_log(struct realkvm_vm *vm, struct kvm_dirty_log *log);
 int realkvm_clear_dirty_log(struct realkvm_vm *vm, struct kvm_clear_dirty_log *log);
+/* Any other ioctl on a KVM fd: its result or -errno (EINTR restarted). */
+int realkvm_ioctl(int fd, unsigned long req, void *arg);
+
+/* Anonymous memory to back a real memslot (NULL on failure). */
+void *realkvm_alloc(size_t size);
+void realkvm_free(void *p, size_t size);
 
 /* An access the guest made that left the guest (MMIO / port I/O). */
 struct realkvm_mmio {
@@ -49,10 +55,18 @@ struct realkvm_mmio {
 struct realkvm_guest;		/* a vCPU with its code slot */
 
 /*
+ * The guest runs in 64-bit long mode on an identity map of
+ * [0, REALKVM_GUEST_GPA_LIMIT) (see realkvm_guest.c for why not 32-bit
+ * protected mode): every gpa it accesses must be below the limit.  Its code,
+ * page tables and access table fill REALKVM_GUEST_CODE_SIZE bytes at code_gpa.
+ */
+#define REALKVM_GUEST_MODE		"64-bit long mode, identity map of 2 MiB pages"
+#define REALKVM_GUEST_GPA_LIMIT		(1ULL << 36)
+#define REALKVM_GUEST_CODE_SIZE		(512UL << 10)
+
+/*
  * Create a vCPU whose code and access table live in their own memslot
- * @code_slot at @code_gpa (the implementation chooses the size and mode:
- * 32-bit flat protected mode if the host KVM can run it, else whatever
- * works; guest data gpas must then be below 4 GiB).
+ * @code_slot at @code_gpa (page-aligned, the slot below the gpa limit).
  */
 int realkvm_guest_create(struct realkvm_vm *vm, uint32_t code_slot,
 			 uint64_t code_gpa, struct realkvm_guest **out);
@@ -65,7 +79,12 @@ void realkvm_guest_destroy(struct realkvm_guest *g);
  */
 int realkvm_guest_run(struct realkvm_guest *g, struct ukvm_guest_access *acc,
 		      int n, struct realkvm_mmio *mmio, int max_mmio, int *nr_mmio);
-/* Write one 8-byte word to each of @npages pages from @gpa (demand paging). */
+/*
+ * Write one 8-byte word to each of @npages pages from @gpa (demand paging):
+ * at offset 0 of each page, its own gpa.  Exits to no slot are completed.
+ */
 int realkvm_guest_touch(struct realkvm_guest *g, uint64_t gpa, uint64_t npages);
+/* Why the last run stopped ("done", or the exit that made it fail). */
+const char *realkvm_guest_last_exit(const struct realkvm_guest *g);
 
 #endif /* UKVM_BENCH_REALKVM_H */
