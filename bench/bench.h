@@ -63,6 +63,7 @@ struct bench_report {
 /* Defined by each benchmark, listed in tools/ukvm/cmd_bench.c. */
 int bench_sync(const struct bench_opts *opts, struct bench_report *rep);
 int bench_fault(const struct bench_opts *opts, struct bench_report *rep);
+int bench_memslot(const struct bench_opts *opts, struct bench_report *rep);
 
 static inline uint64_t bench_now_ns(void)
 {

@@ -28,7 +28,7 @@
 #include "ukvm/ukvm.h"
 
 #define BVM_MAX_VCPUS	32
-#define BVM_GPA_TOP	(1ULL << 36)	/* 64 GiB: the test region ends here */
+#define BVM_GPA_TOP	(1ULL << 40)	/* 1 TiB: the test region ends here */
 
 struct kvm;
 struct kvm_vcpu;

@@ -23,6 +23,8 @@ static const struct bench_entry benches[] = {
 	  "locks, SRCU and RCU vs pthread and liburcu, validator on and off" },
 	{ "fault", bench_fault,
 	  "demand fault-in, fast-path re-dirty, 4K invalidation vs kernel and KVM" },
+	{ "memslot", bench_memslot,
+	  "memslot ioctl latency, 1..32000 slots, idle/with vCPUs; map/unmap; vs KVM" },
 };
 
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
