@@ -79,6 +79,24 @@ int ukvm_create_vm(const struct ukvm_vm_config *cfg, struct kvm **out);
 void ukvm_destroy_vm(struct kvm *kvm);
 int ukvm_check_extension(struct kvm *kvm, long ext);
 int ukvm_enable_cap(struct kvm *kvm, const struct kvm_enable_cap *cap);
+
+/*
+ * Interrupt routing (KVM_SET_GSI_ROUTING-like): a GSI goes to one vCPU
+ * (by index), either injected by KVM (request + kick) or, with @posted, as
+ * an assigned device's interrupt posted by the IOMMU into the vCPU's
+ * posted-interrupt descriptor (a halted vCPU is woken through the per-CPU
+ * wakeup lists).  -EINVAL for a bad entry, state unchanged.
+ */
+struct ukvm_irq_route {
+	uint32_t gsi;
+	uint32_t vcpu_idx;
+	uint8_t vector;
+	bool posted;
+};
+int ukvm_set_irq_routing(struct kvm *kvm, const struct ukvm_irq_route *routes,
+			 unsigned int nr);
+/* KVM_IRQ_LINE-like: deliver @gsi.  Returns vCPUs reached, or -ENOENT. */
+int ukvm_set_irq(struct kvm *kvm, uint32_t gsi);
 int ukvm_set_user_memory_region(struct kvm *kvm,
 				const struct kvm_userspace_memory_region *mem);
 int ukvm_get_dirty_log(struct kvm *kvm, struct kvm_dirty_log *log);

@@ -109,6 +109,17 @@ static void vcpu_load_cpu(struct kvm_vcpu *vcpu)
 	for (unsigned int i = 0; i < n && !host_cpu_online(cpu); i++)
 		cpu = (cpu + 1) % n;
 	atomic_store(&vcpu->cpu, (int)cpu);
+	vmx_vcpu_pi_load(vcpu, (int)cpu);
+}
+
+/* Interrupts posted while the vCPU was away reach the guest now. */
+static void sync_posted_interrupts(struct hw_vcpu *hv)
+{
+	if (vmx_sync_pir_to_irr(hv->vcpu) > 0) {
+		hv->stat.interrupts++;
+		if (hv->ops->interrupt)
+			hv->ops->interrupt(hv->ctx);
+	}
 }
 
 /* Returns 1 to enter again, 0 for an exit to the VMM, < 0 for an error. */
@@ -216,6 +227,8 @@ static int vcpu_enter_guest(struct hw_vcpu *hv, struct kvm_run *run)
 		}
 		return 1;
 	}
+	/* After IN_GUEST_MODE: a later post sees it and notifies (kicks). */
+	sync_posted_interrupts(hv);
 
 	hw_run_guest(hv, &exit);
 

@@ -33,6 +33,13 @@ struct kvm_arch_ops {
 	int (*vcpu_create)(struct kvm_vcpu *vcpu);
 	void (*vcpu_postcreate)(struct kvm_vcpu *vcpu);
 	void (*vcpu_destroy)(struct kvm_vcpu *vcpu);
+	/* kvm_vcpu_block() brackets its sleep with these (posted interrupts). */
+	void (*vcpu_blocking)(struct kvm_vcpu *vcpu);
+	void (*vcpu_unblocking)(struct kvm_vcpu *vcpu);
+	/* Part of kvm_arch_vcpu_runnable(): an event the halt must not miss. */
+	bool (*vcpu_has_events)(struct kvm_vcpu *vcpu);
+	/* Deliver through a posted IRTE (an assigned device's interrupt). */
+	void (*deliver_posted_interrupt)(struct kvm_vcpu *vcpu, uint8_t vector);
 
 	/* Memslots (kvm_arch_prepare/commit_memory_region and friends). */
 	int (*prepare_memory_region)(struct kvm *kvm,

@@ -206,6 +206,8 @@ struct kvm_irq_routing_table {
 	struct kvm_irq_route {
 		uint32_t gsi;
 		uint32_t vcpu_idx;	/* ukvm: a GSI routes to one vCPU */
+		uint8_t vector;
+		bool posted;		/* IOMMU posted interrupt (x86 VT-d) */
 	} map[];
 };
 

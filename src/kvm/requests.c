@@ -103,7 +103,11 @@ bool kvm_vcpu_wake_up(struct kvm_vcpu *vcpu)
 /* Sleep until a request or an event needs the vCPU (halt). */
 void kvm_vcpu_block(struct kvm_vcpu *vcpu)
 {
+	struct kvm *kvm = vcpu->kvm;
+
 	might_sleep();
+	/* Before the condition is checked: see src/x86/mmu/posted_intr.c. */
+	kvm_arch_call(kvm, vcpu_blocking, vcpu);
 	atomic_store(&vcpu->blocked, true);
 	/*
 	 * Requests made with KVM_REQUEST_NO_WAKEUP (TLB flushes) do not end a
@@ -115,9 +119,12 @@ void kvm_vcpu_block(struct kvm_vcpu *vcpu)
 			   atomic_load(&vcpu->ready) ||
 			   kvm_test_request(KVM_REQ_UNBLOCK, vcpu) ||
 			   kvm_test_request(KVM_REQ_EVENT, vcpu) ||
-			   atomic_load(&vcpu->kvm->vm_dead));
+			   (kvm_arch_has(kvm, vcpu_has_events) &&
+			    kvm->arch_ops->vcpu_has_events(vcpu)) ||
+			   atomic_load(&kvm->vm_dead));
 	atomic_store(&vcpu->blocked, false);
 	atomic_store(&vcpu->ready, false);
+	kvm_arch_call(kvm, vcpu_unblocking, vcpu);
 	atomic_fetch_add_explicit(&vcpu->stat.blocks, 1, memory_order_relaxed);
 }
 

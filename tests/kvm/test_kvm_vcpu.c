@@ -136,7 +136,12 @@ static void test_block_and_wake(void **state)
 	{
 		const struct kvm_irq_route route = { .gsi = 5, .vcpu_idx = 0 };
 
+		const struct kvm_irq_route posted = { .gsi = 6, .vcpu_idx = 0,
+						      .posted = true };
+
 		assert_int_equal(kvm_set_irq_routing(kvm, &route, 1), 0);
+		/* No architecture, no IOMMU: a posted route is refused. */
+		assert_int_equal(kvm_set_irq_routing(kvm, &posted, 1), -EINVAL);
 		assert_int_equal(kvm_set_irq(kvm, 6), -ENOENT);
 		assert_int_equal(kvm_set_irq(kvm, 5), 1);
 	}

@@ -29,6 +29,20 @@ int kvm_x86_hv_set_guest_os_id(struct kvm_vcpu *vcpu, uint64_t id);
 int kvm_x86_xen_set_shared_info(struct kvm_vcpu *vcpu, uint64_t gfn);
 /* Toggle an arch-internal memslot from vCPU context (APICv inhibit). */
 int kvm_x86_inhibit_apic_access_page(struct kvm_vcpu *vcpu, bool inhibit);
+/* The same as a vCPU ioctl: takes vcpu->mutex and the vCPU's kvm->srcu. */
+int kvm_x86_vcpu_set_apicv_inhibit(struct kvm_vcpu *vcpu, bool inhibit);
 bool kvm_x86_hardware_enabled(unsigned int cpu);
+
+/* VT-d posted interrupts and the per-CPU wakeup lists (posted_intr.c) */
+void kvm_x86_pi_init(void);
+void vmx_vcpu_pi_create(struct kvm_vcpu *vcpu);
+void vmx_vcpu_pi_load(struct kvm_vcpu *vcpu, int cpu);
+void vmx_vcpu_pi_blocking(struct kvm_vcpu *vcpu);
+void vmx_vcpu_pi_unblocking(struct kvm_vcpu *vcpu);
+bool vmx_pi_has_pending(struct kvm_vcpu *vcpu);
+void vmx_pi_post_interrupt(struct kvm_vcpu *vcpu, uint8_t vector);
+int vmx_sync_pir_to_irr(struct kvm_vcpu *vcpu);
+int pi_wakeup_handler(unsigned int cpu);
+bool kvm_x86_pi_lists_empty(void);
 
 #endif /* UKVM_X86_MMU_MMU_H */

@@ -71,6 +71,7 @@ struct kvm_arch {
 		_Atomic unsigned long tables_allocated, tables_freed;
 		_Atomic unsigned long roots_allocated, zaps, wrprot_flushes;
 		_Atomic unsigned long fast_pf_fixed, mmio_sptes, huge_splits;
+		_Atomic unsigned long pi_posted, pi_notifications, pi_wakeups;
 	} stat;
 };
 
@@ -88,6 +89,23 @@ struct kvm_mmu {
 };
 
 /* x86's part of struct kvm_vcpu (vcpu->arch). */
+/*
+ * The VT-d posted-interrupt descriptor (vmx/posted_intr.h): written by the
+ * "IOMMU" (any thread posting a device interrupt) and by the vCPU.  ON says a
+ * notification is outstanding; NV and NDST say where it goes: the CPU the
+ * vCPU runs on, or — while it is blocked — the wakeup vector of the CPU whose
+ * wakeup_vcpus_on_cpu list holds it.
+ */
+#define POSTED_INTR_VECTOR		0xf2
+#define POSTED_INTR_WAKEUP_VECTOR	0xf1
+struct pi_desc {
+	_Atomic uint64_t pir[4];	/* posted vectors */
+	_Atomic bool on;		/* outstanding notification */
+	_Atomic bool sn;		/* suppress notification */
+	_Atomic uint8_t nv;		/* notification vector */
+	_Atomic int ndst;		/* notification destination CPU */
+};
+
 struct kvm_vcpu_arch {
 	struct kvm_mmu mmu;
 	struct kvm_mmu_memory_cache mmu_page_header_cache;
@@ -95,6 +113,11 @@ struct kvm_vcpu_arch {
 	uint64_t tsc_offset;
 	uint64_t apic_base;
 	uint64_t hv_vp_index;
+	struct pi_desc pi_desc;
+	/* On per_cpu(wakeup_vcpus_on_cpu, pi_wakeup_cpu) while blocked. */
+	struct cds_list_head pi_wakeup_list;
+	int pi_wakeup_cpu;		/* -1: on no list; owned by the vCPU */
+	_Atomic unsigned long pi_vectors_delivered;
 };
 
 static inline struct kvm_arch *kvm_x86(struct kvm *kvm)

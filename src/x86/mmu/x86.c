@@ -119,6 +119,7 @@ static int x86_vcpu_create(struct kvm_vcpu *vcpu)
 
 	va->apic_base = APIC_DEFAULT_PHYS_BASE | MSR_IA32_APICBASE_ENABLE;
 	va->hv_vp_index = (uint64_t)vcpu->vcpu_id;
+	vmx_vcpu_pi_create(vcpu);
 	return 0;
 }
 
@@ -263,6 +264,10 @@ const struct kvm_arch_ops kvm_x86_arch_ops = {
 	.vcpu_create = x86_vcpu_create,
 	.vcpu_postcreate = x86_vcpu_postcreate,
 	.vcpu_destroy = x86_vcpu_destroy,
+	.vcpu_blocking = vmx_vcpu_pi_blocking,
+	.vcpu_unblocking = vmx_vcpu_pi_unblocking,
+	.vcpu_has_events = vmx_pi_has_pending,
+	.deliver_posted_interrupt = vmx_pi_post_interrupt,
 	.prepare_memory_region = x86_prepare_memory_region,
 	.commit_memory_region = x86_commit_memory_region,
 	.free_memslot = x86_free_memslot,
@@ -285,6 +290,7 @@ int ukvm_init(void)
 	int r;
 
 	mutex_lock(&vendor_module_lock);
+	kvm_x86_pi_init();
 	/* Patching static calls needs CPU hotplug held off. */
 	cpus_read_lock();
 	cpus_read_unlock();
@@ -408,5 +414,22 @@ int kvm_x86_inhibit_apic_access_page(struct kvm_vcpu *vcpu, bool inhibit)
 	}
 	mutex_unlock(&kvm->slots_lock);
 	kvm_vcpu_srcu_read_lock(vcpu);
+	return r;
+}
+
+/*
+ * A vCPU ioctl reaching kvm_x86_inhibit_apic_access_page() the way KVM_RUN
+ * does: vcpu->mutex, then the vCPU's kvm->srcu read section around it.
+ */
+int kvm_x86_vcpu_set_apicv_inhibit(struct kvm_vcpu *vcpu, bool inhibit)
+{
+	int r = kvm_vcpu_ioctl_begin(vcpu);
+
+	if (r)
+		return r;
+	kvm_vcpu_srcu_read_lock(vcpu);
+	r = kvm_x86_inhibit_apic_access_page(vcpu, inhibit);
+	kvm_vcpu_srcu_read_unlock(vcpu);
+	kvm_vcpu_ioctl_end(vcpu);
 	return r;
 }

@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+/*
+ * VT-d posted interrupts and wakeup_vcpus_on_cpu_lock (src/x86/mmu/
+ * posted_intr.c): a halted vCPU sits on the wakeup list of its CPU and is
+ * woken by the wakeup handler; a running vCPU gets the interrupt at its next
+ * entry; ON coalesces notifications; and many halts against a concurrent
+ * poster never lose a wake-up (a lost one hangs the test).
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "mmu_test.h"
+
+#define GSI_DEV		10
+#define GSI_DEV2	11
+
+/* A guest that reads its page, then halts, @halts times; then exits. */
+struct halter {
+	struct kvm_vcpu *vcpu;
+	uint64_t gpa;
+	int halts, done_halts;
+	bool halt_next;
+	_Atomic int interrupts;
+	_Atomic bool spin;		/* read forever until an interrupt */
+	int r, exit_reason;
+};
+
+static enum ukvm_guest_step halter_next(void *ctx, struct ukvm_guest_access *a)
+{
+	struct halter *h = ctx;
+
+	if (atomic_load(&h->spin)) {
+		if (atomic_load(&h->interrupts) > 0)
+			return UKVM_GUEST_EXIT;
+	} else if (h->halt_next) {
+		h->halt_next = false;
+		h->done_halts++;
+		return UKVM_GUEST_HALT;
+	} else if (h->done_halts >= h->halts) {
+		return UKVM_GUEST_EXIT;
+	}
+	*a = (struct ukvm_guest_access){ .gpa = h->gpa, .len = 8,
+					 .type = UKVM_ACCESS_READ };
+	return UKVM_GUEST_ACCESS;
+}
+
+static void halter_complete(void *ctx, const struct ukvm_guest_access *a)
+{
+	struct halter *h = ctx;
+
+	(void)a;
+	if (!atomic_load(&h->spin))
+		h->halt_next = true;
+}
+
+static void halter_interrupt(void *ctx)
+{
+	struct halter *h = ctx;
+
+	atomic_fetch_add(&h->interrupts, 1);
+}
+
+static const struct ukvm_guest_ops halter_ops = {
+	.next = halter_next,
+	.complete = halter_complete,
+	.interrupt = halter_interrupt,
+};
+
+static void *halter_fn(void *arg)
+{
+	struct halter *h = arg;
+	struct kvm_run run;
+
+	h->r = ukvm_vcpu_run(h->vcpu, &run);
+	h->exit_reason = (int)run.exit_reason;
+	return NULL;
+}
+
+static void route_posted(struct kvm *kvm, int nvcpus)
+{
+	struct ukvm_irq_route rt[4];
+
+	for (int i = 0; i < nvcpus; i++)
+		rt[i] = (struct ukvm_irq_route){ .gsi = GSI_DEV + (uint32_t)i,
+			.vcpu_idx = (uint32_t)i, .vector = (uint8_t)(0x40 + i),
+			.posted = true };
+	assert_int_equal(ukvm_set_irq_routing(kvm, rt, (unsigned int)nvcpus), 0);
+}
+
+static void test_halted_vcpu_woken_through_wakeup_list(void **state)
+{
+	struct mt_vm vm;
+	struct halter h = { .gpa = 0x1000, .halts = 1 };
+	struct kvm_vcpu_arch *va;
+	struct kvm_arch *ka;
+	pthread_t t;
+
+	(void)state;
+	mt_vm_create(&vm, NULL, 0, 1 << 20, 0, 0);
+	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &h.vcpu), 0);
+	assert_int_equal(ukvm_vcpu_set_guest(h.vcpu, &halter_ops, &h), 0);
+	route_posted(vm.kvm, 1);
+	va = vcpu_x86(h.vcpu);
+	ka = kvm_x86(vm.kvm);
+
+	t = start_thread("vcpu0", halter_fn, &h);
+	WAIT_UNTIL(atomic_load(&h.vcpu->blocked));
+	/* Blocked: on the list of the CPU it ran on, notifications rerouted. */
+	assert_int_equal(va->pi_wakeup_cpu, atomic_load(&h.vcpu->cpu));
+	assert_int_equal(atomic_load(&va->pi_desc.nv), POSTED_INTR_WAKEUP_VECTOR);
+	assert_int_equal(atomic_load(&va->pi_desc.ndst), va->pi_wakeup_cpu);
+	assert_false(kvm_x86_pi_lists_empty());
+	/* The handler of that CPU does nothing while ON is clear. */
+	assert_int_equal(pi_wakeup_handler((unsigned int)va->pi_wakeup_cpu), 0);
+	assert_true(atomic_load(&h.vcpu->blocked));
+
+	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);
+	join_thread(t);
+	assert_int_equal(h.r, 0);
+	assert_int_equal(h.exit_reason, KVM_EXIT_HYPERCALL);
+	assert_int_equal(atomic_load(&ka->stat.pi_wakeups), 1);
+	assert_int_equal(atomic_load(&ka->stat.pi_notifications), 1);
+	assert_int_equal(atomic_load(&va->pi_vectors_delivered), 1);
+	assert_int_equal(atomic_load(&h.interrupts), 1);
+	assert_int_equal(va->pi_wakeup_cpu, -1);
+	assert_true(kvm_x86_pi_lists_empty());
+	mt_vm_destroy(&vm);
+	mt_assert_clean();
+}
+
+static void test_running_vcpu_gets_posted_interrupt(void **state)
+{
+	struct mt_vm vm;
+	struct halter h = { .gpa = 0x1000, .spin = true };
+	struct kvm_arch *ka;
+	pthread_t t;
+
+	(void)state;
+	mt_vm_create(&vm, NULL, 0, 1 << 20, 0, 0);
+	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &h.vcpu), 0);
+	assert_int_equal(ukvm_vcpu_set_guest(h.vcpu, &halter_ops, &h), 0);
+	route_posted(vm.kvm, 1);
+	ka = kvm_x86(vm.kvm);
+
+	t = start_thread("vcpu0", halter_fn, &h);
+	WAIT_UNTIL(atomic_load(&h.vcpu->stat.exits) > 0 &&
+		   atomic_load(&h.vcpu->mode) == IN_GUEST_MODE);
+	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);
+	/* The guest exits only once it has seen the interrupt. */
+	join_thread(t);
+	assert_int_equal(h.exit_reason, KVM_EXIT_HYPERCALL);
+	assert_int_equal(atomic_load(&h.interrupts), 1);
+	assert_int_equal(atomic_load(&ka->stat.pi_wakeups), 0);
+	assert_true(kvm_x86_pi_lists_empty());
+	mt_vm_destroy(&vm);
+	mt_assert_clean();
+}
+
+/* Posted while the vCPU is not running: one notification, both vectors. */
+static void test_on_coalesces_notifications(void **state)
+{
+	struct ukvm_irq_route rt[2] = {
+		{ .gsi = GSI_DEV, .vcpu_idx = 0, .vector = 0x40, .posted = true },
+		{ .gsi = GSI_DEV2, .vcpu_idx = 0, .vector = 0x41, .posted = true },
+	};
+	struct mt_vm vm;
+	struct halter h = { .gpa = 0x1000, .spin = true };
+	struct kvm_arch *ka;
+
+	(void)state;
+	mt_vm_create(&vm, NULL, 0, 1 << 20, 0, 0);
+	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &h.vcpu), 0);
+	assert_int_equal(ukvm_vcpu_set_guest(h.vcpu, &halter_ops, &h), 0);
+	assert_int_equal(ukvm_set_irq_routing(vm.kvm, rt, 2), 0);
+	ka = kvm_x86(vm.kvm);
+
+	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);
+	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV2), 1);
+	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);	/* same vector */
+	assert_int_equal(atomic_load(&ka->stat.pi_posted), 3);
+	assert_int_equal(atomic_load(&ka->stat.pi_notifications), 1);
+	assert_true(vmx_pi_has_pending(h.vcpu));
+	halter_fn(&h);
+	assert_int_equal(h.exit_reason, KVM_EXIT_HYPERCALL);
+	assert_int_equal(atomic_load(&vcpu_x86(h.vcpu)->pi_vectors_delivered), 2);
+	assert_int_equal(atomic_load(&h.interrupts), 1);
+	assert_false(vmx_pi_has_pending(h.vcpu));
+	mt_vm_destroy(&vm);
+	mt_assert_clean();
+}
+
+/* Bad routes are refused and leave the table as it was. */
+static void test_bad_routes(void **state)
+{
+	struct ukvm_irq_route bad = { .gsi = 1, .vcpu_idx = 1u << 20, .posted = true };
+	struct mt_vm vm;
+	struct kvm_vcpu *vcpu;
+
+	(void)state;
+	mt_vm_create(&vm, NULL, 0, 1 << 20, 0, 0);
+	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &vcpu), 0);
+	route_posted(vm.kvm, 1);
+	assert_int_equal(ukvm_set_irq_routing(vm.kvm, &bad, 1), -EINVAL);
+	assert_int_equal(ukvm_set_irq_routing(vm.kvm, NULL, 1), -EFAULT);
+	assert_int_equal(ukvm_set_irq_routing(vm.kvm, &bad, KVM_MAX_IRQ_ROUTES + 1), -EINVAL);
+	/* The old route still works; an unrouted GSI reaches nobody. */
+	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);
+	assert_int_equal(ukvm_set_irq(vm.kvm, 1), -ENOENT);
+	mt_vm_destroy(&vm);
+	mt_assert_clean();
+}
+
+/*
+ * Two vCPUs halt over and over; a poster keeps posting to both.  Every halt
+ * must end: a lost wake-up leaves a vCPU asleep and the test times out.
+ */
+struct poster {
+	struct kvm *kvm;
+	struct halter *h;
+	int n;
+	_Atomic bool stop;
+};
+
+static void *poster_fn(void *arg)
+{
+	struct poster *p = arg;
+	unsigned int i = 0;
+
+	while (!atomic_load(&p->stop)) {
+		T_CHECK(ukvm_set_irq(p->kvm, GSI_DEV + (i++ % (unsigned int)p->n)) == 1);
+		sched_yield();
+	}
+	return NULL;
+}
+
+static void test_no_lost_wakeup(void **state)
+{
+	struct mt_vm vm;
+	struct halter h[2];
+	struct poster p = { .h = h, .n = 2 };
+	pthread_t t[2], pt;
+	unsigned long wakeups;
+
+	(void)state;
+	mt_vm_create(&vm, NULL, 0, 1 << 20, 0, 0);
+	p.kvm = vm.kvm;
+	for (int i = 0; i < 2; i++) {
+		h[i] = (struct halter){ .gpa = 0x1000 * (uint64_t)(i + 1),
+					.halts = SCALE(20000) };
+		assert_int_equal(ukvm_create_vcpu(vm.kvm, i, &h[i].vcpu), 0);
+		assert_int_equal(ukvm_vcpu_set_guest(h[i].vcpu, &halter_ops, &h[i]), 0);
+	}
+	route_posted(vm.kvm, 2);
+	pt = start_thread("iommu", poster_fn, &p);
+	for (int i = 0; i < 2; i++)
+		t[i] = start_thread("vcpu", halter_fn, &h[i]);
+	for (int i = 0; i < 2; i++) {
+		join_thread(t[i]);
+		assert_int_equal(h[i].r, 0);
+		assert_int_equal(h[i].exit_reason, KVM_EXIT_HYPERCALL);
+		assert_int_equal(h[i].done_halts, SCALE(20000));
+		assert_true(atomic_load(&h[i].interrupts) > 0);
+	}
+	atomic_store(&p.stop, true);
+	join_thread(pt);
+	wakeups = atomic_load(&kvm_x86(vm.kvm)->stat.pi_wakeups);
+	print_message("# %d halts per vCPU, %lu woken by the wakeup handler, "
+		      "%lu posts, %lu notifications\n", SCALE(20000), wakeups,
+		      atomic_load(&kvm_x86(vm.kvm)->stat.pi_posted),
+		      atomic_load(&kvm_x86(vm.kvm)->stat.pi_notifications));
+	assert_true(kvm_x86_pi_lists_empty());
+	mt_vm_destroy(&vm);
+	mt_assert_clean();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_halted_vcpu_woken_through_wakeup_list),
+		cmocka_unit_test(test_running_vcpu_gets_posted_interrupt),
+		cmocka_unit_test(test_on_coalesces_notifications),
+		cmocka_unit_test(test_bad_routes),
+		cmocka_unit_test(test_no_lost_wakeup),
+	};
+
+	return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
+}
