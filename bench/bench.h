@@ -27,6 +27,10 @@
 struct bench_opts {
 	int runs;		/* median of this many timed runs, <= BENCH_MAX_RUNS */
 	double scale;		/* iteration multiplier (--quick: 0.1) */
+	int vcpus;		/* --vcpus: most vCPUs (0: the bench's default) */
+	uint64_t mem_per_vcpu;	/* --mem-per-vcpu: bytes (0: the default) */
+	const char *ukvm_release;	/* --release-binary (bench validator) */
+	const char *plot_dir;	/* --plot DIR */
 };
 
 /* One named number of a result row: "ns", "ns_ld", "ref_ns", "ratio"... */
@@ -64,6 +68,13 @@ struct bench_report {
 int bench_sync(const struct bench_opts *opts, struct bench_report *rep);
 int bench_fault(const struct bench_opts *opts, struct bench_report *rep);
 int bench_memslot(const struct bench_opts *opts, struct bench_report *rep);
+int bench_demand(const struct bench_opts *opts, struct bench_report *rep);
+int bench_dirty(const struct bench_opts *opts, struct bench_report *rep);
+int bench_aging(const struct bench_opts *opts, struct bench_report *rep);
+int bench_baseline(const struct bench_opts *opts, struct bench_report *rep);
+int bench_validator(const struct bench_opts *opts, struct bench_report *rep);
+/* `ukvm bench --plot DIR`: runs benchmarks as children, then gnuplot. */
+int bench_plot(const struct bench_opts *opts);
 
 static inline uint64_t bench_now_ns(void)
 {

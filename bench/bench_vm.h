@@ -129,6 +129,32 @@ struct kvmref_memslot {
 bool kvmref_memslot(const struct bench_opts *opts, int existing, int iters,
 		    struct kvmref_memslot *out, char *why, size_t len);
 
+/* ---- measurements shared by demand-paging, dirty-log and baseline ---- */
+
+struct demand_res {
+	double wall_s;			/* Total guest execution time */
+	double rate_total;		/* pages/s, all vCPUs (wall time) */
+	double rate_vcpu;		/* pages/s per vCPU (each its own time) */
+};
+void demand_measure(const struct bench_opts *opts, int nr_vcpus,
+		    uint64_t pages, const struct ukvm_vm_config *vmc,
+		    struct demand_res *res);
+
+struct dirty_res {
+	double populate_s, enable_s, disable_s;
+	int iters;
+	double dirty_s[16], get_s[16], clear_s[16];	/* per iteration */
+	double get_total_s, clear_total_s;
+	double fast_share;		/* faults of iterations >= 2 fixed fast */
+};
+#define DIRTY_MAX_ITERS 16
+void dirty_measure(const struct bench_opts *opts, int nr_vcpus, uint64_t pages,
+		   int iters, bool manual, const struct ukvm_vm_config *vmc,
+		   struct dirty_res *res);
+
+/* The default memory per vCPU of demand-paging and dirty-log: pages. */
+uint64_t bench_pages_per_vcpu(const struct bench_opts *opts, uint64_t dflt_bytes);
+
 /* ---- printing ---- */
 
 /* "%9.3f" of @v in @unit scale, or "n/a". */

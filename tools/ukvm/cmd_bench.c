@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "machine.h"
 #include "ukvm_cmd.h"
 
 struct bench_entry {
@@ -25,6 +26,12 @@ static const struct bench_entry benches[] = {
 	  "demand fault-in, fast-path re-dirty, 4K invalidation vs kernel and KVM" },
 	{ "memslot", bench_memslot,
 	  "memslot ioctl latency, 1..32000 slots, idle/with vCPUs; map/unmap; vs KVM" },
+	{ "demand-paging", bench_demand,
+	  "demand_paging_test: pages/s for 1..N vCPUs vs kernel fault and KVM" },
+	{ "dirty-log", bench_dirty,
+	  "dirty_log_perf_test: populate, re-dirty, get/clear log, with/without manual protect" },
+	{ "baseline", bench_baseline,
+	  "demand paging and dirty log: mmu_lock read mode vs big lock" },
 };
 
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
@@ -40,11 +47,16 @@ static void bench_usage(FILE *f)
 		"  --json FILE   also write the numbers as JSON to FILE ('-': stdout)\n"
 		"  --runs N      median of N timed runs (default 7, at most %d)\n"
 		"  --quick       a tenth of the iterations (a smoke run, noisy numbers)\n"
+		"  --vcpus N     most vCPUs (demand-paging: 1, 2, 4 .. N; default 8)\n"
+		"  --mem-per-vcpu SIZE  guest memory per vCPU (e.g. 256M; default 128M)\n"
+		"  --release-binary PATH  validator: the release build's ukvm\n"
+		"  --plot DIR    run the benchmarks the plots need, write PNGs to DIR\n"
+		"                (ukvm bench --plot DIR; needs gnuplot)\n"
 		"  -h, --help    this text\n"
 		"\n"
 		"benchmarks:\n", BENCH_MAX_RUNS);
 	for (size_t i = 0; i < NR_BENCHES; i++)
-		fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].summary);
+		fprintf(f, "  %-16s %s\n", benches[i].name, benches[i].summary);
 }
 
 static int write_json(const struct bench_report *rep, const char *path)
@@ -69,6 +81,10 @@ int cmd_bench(int argc, char **argv)
 		{ "json", required_argument, NULL, 'j' },
 		{ "runs", required_argument, NULL, 'r' },
 		{ "quick", no_argument, NULL, 'q' },
+		{ "vcpus", required_argument, NULL, 'v' },
+		{ "mem-per-vcpu", required_argument, NULL, 'm' },
+		{ "release-binary", required_argument, NULL, 'b' },
+		{ "plot", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -95,6 +111,29 @@ int cmd_bench(int argc, char **argv)
 		case 'q':
 			opts.scale = 0.1;
 			break;
+		case 'v':
+			opts.vcpus = (int)strtol(optarg, &end, 10);
+			if (*end || opts.vcpus < 1 || opts.vcpus > 32) {
+				fprintf(stderr, "ukvm bench: bad --vcpus '%s' (1..32)\n", optarg);
+				return UKVM_EXIT_USAGE;
+			}
+			break;
+		case 'm': {
+			size_t sz;
+
+			if (!parse_size(optarg, &sz) || sz < 4096) {
+				fprintf(stderr, "ukvm bench: bad --mem-per-vcpu '%s'\n", optarg);
+				return UKVM_EXIT_USAGE;
+			}
+			opts.mem_per_vcpu = sz;
+			break;
+		}
+		case 'b':
+			opts.ukvm_release = optarg;
+			break;
+		case 'p':
+			opts.plot_dir = optarg;
+			break;
 		case 'h':
 			bench_usage(stdout);
 			return 0;
@@ -103,6 +142,8 @@ int cmd_bench(int argc, char **argv)
 			return UKVM_EXIT_USAGE;
 		}
 	}
+	if (opts.plot_dir && optind == argc)
+		return bench_plot(&opts);
 	if (optind != argc - 1) {
 		bench_usage(stderr);
 		return UKVM_EXIT_USAGE;
