@@ -32,6 +32,10 @@ static const struct bench_entry benches[] = {
 	  "dirty_log_perf_test: populate, re-dirty, get/clear log, with/without manual protect" },
 	{ "baseline", bench_baseline,
 	  "demand paging and dirty log: mmu_lock read mode vs big lock" },
+	{ "access-tracking", bench_aging,
+	  "access_tracking_perf_test: aging pass and idle-memory access, A/D on/off" },
+	{ "validator", bench_validator,
+	  "ukvm run's accesses/s: validator compiled out, off, on (child processes)" },
 };
 
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
