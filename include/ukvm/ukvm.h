@@ -61,6 +61,22 @@ struct ukvm_vm_config {
 	unsigned int max_gpa_bits;	/* 0: 48 (4-level EPT); up to 52 */
 	enum ukvm_dirty_mode dirty_mode;
 	bool big_mmu_lock;		/* legacy: mmu_lock for write on every fault */
+	/*
+	 * Inherent parameters of the host KVM being matched (`ukvm diff-kvm`
+	 * measures them on the real one): the number of memslot address
+	 * spaces (0: 2, x86 with SMM; 1: a kernel without CONFIG_KVM_SMM), and
+	 * the highest userspace_addr + memory_size of a memslot, TASK_SIZE_MAX
+	 * (0: (1 << 47) - 4096, 4-level paging; 5-level: (1 << 56) - 4096).
+	 */
+	unsigned int nr_address_spaces;
+	uint64_t hva_limit;
+	/*
+	 * The MMU's answer to a read fault in a dirty-logged slot on a page the
+	 * host maps writable.  false: a writable SPTE at once, and the page is
+	 * logged (KVM's TDP MMU); true: a read-only SPTE, only a write logs the
+	 * page (KVM's shadow MMU on a PVM host, arm64's stage 2).
+	 */
+	bool dirty_log_ro_reads;
 };
 
 /* ---- the KVM "module" (x86: loading the vendor module) ---- */

@@ -55,7 +55,7 @@ static int lookup_logged_slot(struct kvm *kvm, uint32_t slot_arg,
 	unsigned int as_id = slot_arg >> 16, id = (uint16_t)slot_arg;
 	struct kvm_memory_slot *slot;
 
-	if (as_id >= KVM_ADDRESS_SPACE_NUM || id >= KVM_USER_MEM_SLOTS)
+	if (as_id >= (unsigned int)kvm->nr_as_ids || id >= KVM_USER_MEM_SLOTS)
 		return -EINVAL;
 	slot = id_to_memslot(__kvm_memslots(kvm, (int)as_id), (int)id);
 	if (!slot || !slot->dirty_bitmap)
@@ -154,9 +154,11 @@ int kvm_clear_dirty_log_protect(struct kvm *kvm, struct kvm_clear_dirty_log *log
 
 	kvm_arch_call(kvm, sync_dirty_log, kvm, slot);
 	buffer = kvm_second_dirty_bitmap(slot);
-	if (!log->dirty_bitmap)
+	/* copy_from_user() of nothing succeeds, whatever the pointer. */
+	if (n && !log->dirty_bitmap)
 		return -EFAULT;
-	memcpy(buffer, log->dirty_bitmap, n);
+	if (n)
+		memcpy(buffer, log->dirty_bitmap, n);
 
 	write_lock(&kvm->mmu_lock);
 	for (offset = log->first_page, i = offset / BITS_PER_LONG,

@@ -36,6 +36,7 @@
 #define KVM_INTERNAL_MEM_SLOTS	3	/* APIC access page, TSS, identity map */
 #define KVM_USER_MEM_SLOTS	(KVM_MEM_SLOTS_NUM - KVM_INTERNAL_MEM_SLOTS)
 #define KVM_MEM_MAX_NR_PAGES	((1UL << 31) - 1)
+#define KVM_TASK_SIZE_MAX	((1UL << 47) - PAGE_SIZE)	/* 4-level paging */
 #define KVM_MAX_VCPUS		64
 #define KVM_MEMSLOT_INVALID	(1UL << 16)	/* kernel-internal slot flag */
 #define KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS (1ULL << 63)
@@ -242,6 +243,8 @@ struct kvm {
 	/* Memslots: two sets per address space; memslots[] is SRCU-protected. */
 	struct kvm_memslots __memslots[KVM_ADDRESS_SPACE_NUM][2];
 	struct kvm_memslots *memslots[KVM_ADDRESS_SPACE_NUM];
+	int nr_as_ids;				/* address spaces in use */
+	unsigned long hva_limit;		/* TASK_SIZE_MAX of the VMM */
 	unsigned long nr_memslot_pages;		/* slots_lock */
 	_Atomic unsigned int nr_memslots_dirty_logging;	/* written under slots_lock */
 

@@ -105,6 +105,9 @@ static struct kvm *kvm_create_vm(const struct ukvm_vm_config *cfg, int *err)
 	kvm->id = atomic_fetch_add(&kvm_next_vm_id, 1);
 	kvm->max_vcpus = cfg && cfg->max_vcpus > 0 && cfg->max_vcpus < KVM_MAX_VCPUS ?
 			 cfg->max_vcpus : KVM_MAX_VCPUS;
+	kvm->nr_as_ids = cfg && cfg->nr_address_spaces ? (int)cfg->nr_address_spaces :
+			 KVM_ADDRESS_SPACE_NUM;
+	kvm->hva_limit = cfg && cfg->hva_limit ? cfg->hva_limit : KVM_TASK_SIZE_MAX;
 	atomic_init(&kvm->users_count, 1);
 	CDS_INIT_LIST_HEAD(&kvm->vm_list);
 	kvm_init_locks(kvm);
@@ -231,6 +234,9 @@ int ukvm_create_vm(const struct ukvm_vm_config *cfg, struct kvm **out)
 		return -ENODEV;
 	if (cfg && cfg->max_gpa_bits && (cfg->max_gpa_bits < 32 || cfg->max_gpa_bits > 52))
 		return -EINVAL;
+	if (cfg && (cfg->nr_address_spaces > KVM_ADDRESS_SPACE_NUM ||
+		    (cfg->hva_limit & (PAGE_SIZE - 1)) || cfg->hva_limit > (1ULL << 63)))
+		return -EINVAL;
 	kvm = kvm_create_vm(cfg, &r);
 	if (!kvm)
 		return r;
@@ -249,12 +255,14 @@ void ukvm_destroy_vm(struct kvm *kvm)
 
 int ukvm_check_extension(struct kvm *kvm, long ext)
 {
-	(void)kvm;
 	switch (ext) {
 	case KVM_CAP_NR_MEMSLOTS:
 		return KVM_USER_MEM_SLOTS;
 	case KVM_CAP_MULTI_ADDRESS_SPACE:
-		return KVM_ADDRESS_SPACE_NUM;
+		/* A kernel with a single address space compiles the cap out. */
+		if (!kvm)
+			return KVM_ADDRESS_SPACE_NUM;
+		return kvm->nr_as_ids > 1 ? kvm->nr_as_ids : 0;
 	case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
 		return KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET;
 	case KVM_CAP_READONLY_MEM:
@@ -271,13 +279,15 @@ int ukvm_check_extension(struct kvm *kvm, long ext)
 
 int ukvm_enable_cap(struct kvm *kvm, const struct kvm_enable_cap *cap)
 {
-	const uint64_t allowed = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
-				 KVM_DIRTY_LOG_INITIALLY_SET;
+	uint64_t allowed = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
 
 	if (!kvm || !cap)
 		return -EFAULT;
 	switch (cap->cap) {
 	case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
+		/* INITIALLY_SET only together with MANUAL_PROTECT_ENABLE. */
+		if (cap->args[0] & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)
+			allowed |= KVM_DIRTY_LOG_INITIALLY_SET;
 		if (cap->flags || (cap->args[0] & ~allowed))
 			return -EINVAL;
 		/* Read by GET/CLEAR_DIRTY_LOG and by slot creation: slots_lock. */

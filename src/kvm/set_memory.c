@@ -17,13 +17,10 @@
 #include "sync/race.h"
 #include "ukvm/ukvm.h"
 
-/* x86-64 with 4-level paging: the highest user address + 1 (TASK_SIZE_MAX). */
-#define UKVM_TASK_SIZE_MAX	((1UL << 47) - PAGE_SIZE)
-
-static bool hva_range_ok(uint64_t addr, uint64_t size)
+static bool hva_range_ok(const struct kvm *kvm, uint64_t addr, uint64_t size)
 {
-	/* access_ok(): the whole range lies in the user half, no wrap. */
-	return size <= UKVM_TASK_SIZE_MAX && addr <= UKVM_TASK_SIZE_MAX - size;
+	/* access_ok(): the whole range lies below TASK_SIZE_MAX, no wrap. */
+	return size <= kvm->hva_limit && addr <= kvm->hva_limit - size;
 }
 
 static int check_memory_region_flags(const struct kvm_userspace_memory_region *mem)
@@ -243,9 +240,9 @@ int kvm_set_memory_region(struct kvm *kvm,
 	if (mem->guest_phys_addr & (PAGE_SIZE - 1))
 		return -EINVAL;
 	if ((mem->userspace_addr & (PAGE_SIZE - 1)) ||
-	    !hva_range_ok(mem->userspace_addr, mem->memory_size))
+	    !hva_range_ok(kvm, mem->userspace_addr, mem->memory_size))
 		return -EINVAL;
-	if (as_id >= KVM_ADDRESS_SPACE_NUM || id >= KVM_MEM_SLOTS_NUM)
+	if (as_id >= (unsigned int)kvm->nr_as_ids || id >= KVM_MEM_SLOTS_NUM)
 		return -EINVAL;
 	if (mem->guest_phys_addr + mem->memory_size < mem->guest_phys_addr)
 		return -EINVAL;

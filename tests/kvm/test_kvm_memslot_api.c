@@ -223,6 +223,77 @@ static void test_max_slots(void **state)
 	kt_assert_clean();
 }
 
+/*
+ * Disagreements with the real KVM found by `ukvm diff-kvm`, and the host
+ * parameters a VM can be given to match it (docs/diff-kvm.md).
+ */
+static void test_diff_kvm_regressions(void **state)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 };
+	struct kvm_clear_dirty_log clear = { .slot = 0 };
+	struct ukvm_vm_config cfg = { 0 };
+	struct kvm_dirty_log get = { 0 };
+	unsigned long bitmap[2] = { 0 };
+	struct kvm *kvm = kt_create_vm();
+
+	(void)state;
+	/* INITIALLY_SET only with MANUAL_PROTECT_ENABLE (KVM: -EINVAL). */
+	cap.args[0] = KVM_DIRTY_LOG_INITIALLY_SET;
+	assert_int_equal(ukvm_enable_cap(kvm, &cap), -EINVAL);
+	cap.args[0] = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET;
+	assert_int_equal(ukvm_enable_cap(kvm, &cap), 0);
+	cap.args[0] = 0;
+	assert_int_equal(ukvm_enable_cap(kvm, &cap), 0);
+	cap.args[0] = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
+	assert_int_equal(ukvm_enable_cap(kvm, &cap), 0);
+
+	/* CLEAR_DIRTY_LOG of 0 pages copies nothing: no -EFAULT for NULL. */
+	assert_int_equal(kt_set_region(kvm, 0, KVM_MEM_LOG_DIRTY_PAGES, 0, 128 * 4096,
+				       HVA_BASE), 0);
+	clear.first_page = 64;
+	clear.num_pages = 0;
+	assert_int_equal(ukvm_clear_dirty_log(kvm, &clear), 0);
+	clear.num_pages = 64;
+	assert_int_equal(ukvm_clear_dirty_log(kvm, &clear), -EFAULT);
+	clear.dirty_bitmap = bitmap;
+	assert_int_equal(ukvm_clear_dirty_log(kvm, &clear), 0);
+	ukvm_destroy_vm(kvm);
+
+	/* Two address spaces by default (x86 with SMM). */
+	kvm = kt_create_vm();
+	assert_int_equal(ukvm_check_extension(kvm, KVM_CAP_MULTI_ADDRESS_SPACE), 2);
+	assert_int_equal(kt_set_region(kvm, 1u << 16, 0, 0, 4096, HVA_BASE), 0);
+	ukvm_destroy_vm(kvm);
+
+	/* One, as on a kernel without SMM: the cap is 0, as_id 1 is refused. */
+	cfg.nr_address_spaces = 1;
+	assert_int_equal(ukvm_create_vm(&cfg, &kvm), 0);
+	assert_int_equal(ukvm_check_extension(kvm, KVM_CAP_MULTI_ADDRESS_SPACE), 0);
+	EXPECT_ERR_UNCHANGED(kvm, -EINVAL, kt_set_region(kvm, 1u << 16, 0, 0, 4096, HVA_BASE));
+	get.slot = 1u << 16;
+	get.dirty_bitmap = bitmap;
+	assert_int_equal(ukvm_get_dirty_log(kvm, &get), -EINVAL);
+	ukvm_destroy_vm(kvm);
+
+	/* The highest hva: TASK_SIZE_MAX by default, or the host's. */
+	kvm = kt_create_vm();
+	assert_int_equal(kt_set_region(kvm, 0, 0, 0, 4096, (1ULL << 47) - 8192), 0);
+	ukvm_destroy_vm(kvm);
+	cfg = (struct ukvm_vm_config){ .hva_limit = 1ULL << 40 };
+	assert_int_equal(ukvm_create_vm(&cfg, &kvm), 0);
+	assert_int_equal(kt_set_region(kvm, 0, 0, 0, 4096, (1ULL << 40) - 4096), 0);
+	EXPECT_ERR_UNCHANGED(kvm, -EINVAL, kt_set_region(kvm, 1, 0, 1ULL << 20, 4096,
+							 1ULL << 40));
+	ukvm_destroy_vm(kvm);
+
+	/* Parameters out of range. */
+	cfg = (struct ukvm_vm_config){ .nr_address_spaces = KVM_ADDRESS_SPACE_NUM + 1 };
+	assert_int_equal(ukvm_create_vm(&cfg, &kvm), -EINVAL);
+	cfg = (struct ukvm_vm_config){ .hva_limit = (1ULL << 40) + 1 };
+	assert_int_equal(ukvm_create_vm(&cfg, &kvm), -EINVAL);
+	kt_assert_clean();
+}
+
 /* Brute-force view of address space 0 for the random test. */
 struct model_slot {
 	bool used;
@@ -306,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_operations),
 		cmocka_unit_test(test_max_slots),
 		cmocka_unit_test(test_random_ops),
+		cmocka_unit_test(test_diff_kvm_regressions),
 	};
 
 	return cmocka_run_group_tests_name("kvm_memslot_api", tests,

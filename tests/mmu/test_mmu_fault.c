@@ -133,6 +133,44 @@ static void test_fast_path_after_wrprot(void **state)
 	mt_assert_clean();
 }
 
+/*
+ * A read fault in a dirty-logged slot on a page the host maps writable: the
+ * TDP MMU maps it writable and logs it; with dirty_log_ro_reads (the
+ * shadow MMU of a PVM host, as `ukvm diff-kvm` measures) only a write logs.
+ */
+static void test_read_fault_in_logged_slot(void **state)
+{
+	(void)state;
+	for (int ro = 0; ro < 2; ro++) {
+		const struct ukvm_vm_config cfg = { .dirty_log_ro_reads = ro };
+		uint64_t v = 0x77, spte, bitmap[2] = { 0 };
+		struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = bitmap };
+		struct kvm_vcpu *vcpu;
+		struct mt_vm vm;
+
+		mt_vm_create(&vm, &cfg, GPA, 128 * 4096, 0, KVM_MEM_LOG_DIRTY_PAGES);
+		assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &vcpu), 0);
+		/* The VMM populates the page: present and writable in the host. */
+		assert_int_equal(host_access(host_current_mm, vm.hva + 4096, &v, 8, true), 0);
+		assert_int_equal(mt_access(vcpu, GPA + 4096, UKVM_ACCESS_READ, &v), 0);
+		assert_int_equal(v, 0x77);
+		spte = mt_spte(vcpu, GPA + 4096, NULL);
+		assert_true(is_shadow_present_pte(spte));
+		assert_int_equal(is_writable_pte(spte), !ro);
+		assert_int_equal(ukvm_get_dirty_log(vm.kvm, &log), 0);
+		assert_int_equal(bitmap[0], ro ? 0 : 0x2);
+
+		/* A write logs the page either way. */
+		v = 0x78;
+		assert_int_equal(mt_access(vcpu, GPA + 4096, UKVM_ACCESS_WRITE, &v), 0);
+		assert_int_equal(ukvm_get_dirty_log(vm.kvm, &log), 0);
+		assert_int_equal(bitmap[0], 0x2);
+		assert_int_equal(mt_host_read64(&vm, GPA + 4096), 0x78);
+		mt_vm_destroy(&vm);
+	}
+	mt_assert_clean();
+}
+
 static void test_access_tracking(void **state)
 {
 	const struct ukvm_vm_config cfg = { .ad_disabled = true };
@@ -345,6 +383,7 @@ int main(void)
 		cmocka_unit_test(test_first_touch),
 		cmocka_unit_test(test_huge_mapping),
 		cmocka_unit_test(test_fast_path_after_wrprot),
+		cmocka_unit_test(test_read_fault_in_logged_slot),
 		cmocka_unit_test(test_access_tracking),
 		cmocka_unit_test(test_mmio_and_readonly),
 		cmocka_unit_test(test_efault_after_mprotect),

@@ -156,6 +156,10 @@ static int kvm_mmu_faultin_pfn(struct kvm_vcpu *vcpu, struct kvm_page_fault *fau
 	fault->pfn = pfn;
 	fault->refcounted_page = pfn_to_page(pfn);
 	fault->map_writable = writable && !(fault->slot->flags & KVM_MEM_READONLY);
+	/* Only a write logs the page: a read maps it read-only. */
+	if (!fault->write && kvm_x86(kvm)->dirty_log_ro_reads &&
+	    kvm_slot_dirty_track_enabled(fault->slot))
+		fault->map_writable = false;
 	RACE_POINT(FAULT_AFTER_PFN);
 
 	if (mmu_invalidate_retry_gfn_unsafe(kvm, fault->mmu_seq, fault->gfn) &&

@@ -63,6 +63,7 @@ struct kvm_arch {
 	gfn_t max_gfn;			/* kvm_mmu_max_gfn() */
 	enum ukvm_dirty_mode dirty_mode;
 	bool big_mmu_lock;		/* legacy: faults take mmu_lock for write */
+	bool dirty_log_ro_reads;	/* read faults in logged slots map read-only */
 	uint64_t mmio_gen_wraps;
 	_Atomic unsigned long apic_access_hva;	/* internal APIC-access slot's page */
 

@@ -66,6 +66,7 @@ static int x86_init_vm(struct kvm *kvm, const struct ukvm_vm_config *cfg)
 	ka->max_gfn = (1ULL << (bits - PAGE_SHIFT)) - 1;
 	ka->dirty_mode = cfg ? cfg->dirty_mode : UKVM_DIRTY_WRPROT;
 	ka->big_mmu_lock = cfg && cfg->big_mmu_lock;
+	ka->dirty_log_ro_reads = cfg && cfg->dirty_log_ro_reads;
 	return 0;
 }
 
