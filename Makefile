@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 BUILD ?= build
 
-.PHONY: all build test demo clean asan tsan release deps
+.PHONY: all build test demo clean asan tsan release deps bench
 
 all: build
 
@@ -31,6 +31,23 @@ demo:
 	@scripts/deps.sh demo
 	@scripts/build.sh $(BUILD) default
 	@$(BUILD)/ukvm run --demo
+
+# The full benchmark suite (bench/RESULTS.md): numbers from the release
+# build, the validator's cost from the default build; JSON, text and PNG
+# plots land in $(BENCH_OUT).
+BENCH_OUT ?= bench-out
+BENCHES := sync fault memslot demand-paging dirty-log access-tracking baseline
+bench:
+	@scripts/deps.sh bench
+	@scripts/build.sh build-release release
+	@scripts/build.sh $(BUILD) default
+	@mkdir -p $(BENCH_OUT)
+	@set -eo pipefail; for b in $(BENCHES); do \
+		build-release/ukvm bench $$b --json $(BENCH_OUT)/$$b.json | tee $(BENCH_OUT)/$$b.txt; \
+	done
+	@set -o pipefail; $(BUILD)/ukvm bench validator --release-binary build-release/ukvm \
+		--json $(BENCH_OUT)/validator.json | tee $(BENCH_OUT)/validator.txt
+	@build-release/ukvm bench --plot $(BENCH_OUT)
 
 clean:
 	rm -rf build build-asan build-tsan build-release
