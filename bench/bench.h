@@ -73,6 +73,8 @@ int bench_dirty(const struct bench_opts *opts, struct bench_report *rep);
 int bench_aging(const struct bench_opts *opts, struct bench_report *rep);
 int bench_baseline(const struct bench_opts *opts, struct bench_report *rep);
 int bench_validator(const struct bench_opts *opts, struct bench_report *rep);
+/* This binary's path (readlink /proc/self/exe), for child processes. */
+const char *bench_self_exe(void);
 /* `ukvm bench --plot DIR`: runs benchmarks as children, then gnuplot. */
 int bench_plot(const struct bench_opts *opts);
 

@@ -22,6 +22,18 @@
 
 #include "bench/bench.h"
 
+const char *bench_self_exe(void)
+{
+	static char path[4096];
+	ssize_t n;
+
+	if (!path[0]) {
+		n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+		path[n > 0 ? n : 0] = 0;
+	}
+	return path;
+}
+
 static int run_child(const struct bench_opts *opts, const char *dir,
 		     const char *bench)
 {
@@ -46,8 +58,8 @@ static int run_child(const struct bench_opts *opts, const char *dir,
 		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
 			 " --mem-per-vcpu %lluK",
 			 (unsigned long long)(opts->mem_per_vcpu >> 10));
-	snprintf(cmd, sizeof(cmd), "/proc/self/exe bench %s%s --json '%s/%s.json'",
-		 bench, extra, dir, bench);
+	snprintf(cmd, sizeof(cmd), "'%.512s' bench %s%s --json '%s/%s.json'",
+		 bench_self_exe(), bench, extra, dir, bench);
 	printf("+ ukvm bench %s%s --json %s/%s.json\n", bench, extra, dir, bench);
 	fflush(stdout);
 	st = system(cmd);

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench/bench.h"
+#include "bench/bench_vm.h"
 
 #define VAL_DURATION_S	3.0
 #define VAL_MAX_ROUNDS	5
@@ -111,8 +111,8 @@ int bench_validator(const struct bench_opts *opts, struct bench_report *rep)
 		       "--release-binary PATH; that column is skipped)\n");
 	for (int r = 0; r < rounds; r++) {
 		v[V_OUT][r] = have_release ? run_one(release, false, duration, json) : NAN;
-		v[V_OFF][r] = run_one("/proc/self/exe", true, duration, json);
-		v[V_ON][r] = run_one("/proc/self/exe", false, duration, json);
+		v[V_OFF][r] = run_one(bench_self_exe(), true, duration, json);
+		v[V_ON][r] = run_one(bench_self_exe(), false, duration, json);
 	}
 	unlink(json);
 	printf("%-40s %16s %12s\n", "binary", "accesses/s", "vs out");
@@ -126,10 +126,17 @@ int bench_validator(const struct bench_opts *opts, struct bench_report *rep)
 			{ "accesses_per_s", med[k] }, { "ratio", med[k] / med[V_OUT] },
 		};
 
-		printf("%-40s %16.0f %12.2f\n", v_names[k], med[k], med[k] / med[V_OUT]);
+		printf("%-40s ", v_names[k]);
+		bprint_val("%16.0f", med[k]);
+		printf(" ");
+		bprint_val("%12.2f", med[k] / med[V_OUT]);
+		printf("\n");
 		bench_record(rep, v_names[k], 0, v_names[V_OUT], m, 2);
 	}
-	printf("\nvalidator on / off (same binary): %.2f; off / compiled out: %.2f\n",
-	       med[V_ON] / med[V_OFF], med[V_OFF] / med[V_OUT]);
+	printf("\nvalidator on / off (same binary): ");
+	bprint_val("%.2f", med[V_ON] / med[V_OFF]);
+	printf("; off / compiled out: ");
+	bprint_val("%.2f", med[V_OFF] / med[V_OUT]);
+	printf("\n");
 	return 0;
 }

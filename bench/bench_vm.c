@@ -296,11 +296,10 @@ void bvm_stop(struct bvm *vm)
 void bprint_val(const char *fmt_width, double v)
 {
 	if (isnan(v)) {
-		char w[16];
+		int width = atoi(fmt_width + 1);
 
 		/* The width of "%9.1f" is 9: print "n/a" in as many columns. */
-		snprintf(w, sizeof(w), "%%%ds", atoi(fmt_width + 1));
-		printf(w, "n/a");
+		printf("%*s", width > 0 ? width : 3, "n/a");
 	} else {
 		printf(fmt_width, v);
 	}
