@@ -199,8 +199,14 @@ static void test_variants_differ_as_documented(void **state)
 	assert_true(lockdep_order_is_leaf("kvm_usage_lock"));
 	assert_int_equal(lockdep_order_classify("kvm_usage_lock", LOM_EXCL,
 				"cpu_hotplug_lock", LOM_READ), LOV_VIOLATION);
+	/* Legacy cpuhp callbacks take kvm_lock under the state mutex. */
+	assert_int_equal(lockdep_order_classify("cpuhp_state_mutex", LOM_EXCL,
+				"kvm_lock", LOM_EXCL), LOV_DOCUMENTED);
 	assert_int_not_equal(lockdep_order_set_variant("future"), 0);
 	assert_int_equal(lockdep_order_set_variant("current"), 0);
+	/* In the current design no callback takes kvm_lock. */
+	assert_int_equal(lockdep_order_classify("cpuhp_state_mutex", LOM_EXCL,
+				"kvm_lock", LOM_EXCL), LOV_VIOLATION);
 }
 
 /* The locking.rst rules, as verdicts on observed dependencies. */
