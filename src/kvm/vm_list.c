@@ -26,6 +26,23 @@
 
 static _Atomic unsigned long cpufreq_walks, param_writes;
 
+/*
+ * Walk vm_list by its nodes: list_for_each_entry's end test forms a
+ * struct kvm from the list head itself, and struct kvm is 64-byte aligned
+ * while the head is not (undefined behaviour, caught by UBSan).  @pos is a
+ * struct cds_list_head cursor.
+ */
+#define for_each_vm(kvm, pos)                                                 \
+	for ((pos) = vm_list.next;                                            \
+	     (pos) != &vm_list &&                                             \
+	     ((kvm) = cds_list_entry((pos), struct kvm, vm_list), true);      \
+	     (pos) = (pos)->next)
+#define for_each_vm_rcu(kvm, pos)                                             \
+	for ((pos) = ukvm_rcu_dereference_raw(vm_list.next);                  \
+	     (pos) != &vm_list &&                                             \
+	     ((kvm) = cds_list_entry((pos), struct kvm, vm_list), true);      \
+	     (pos) = ukvm_rcu_dereference_raw((pos)->next))
+
 unsigned long kvm_vm_list_walk_count(void)
 {
 	return atomic_load(&cpufreq_walks) + atomic_load(&param_writes);
@@ -49,6 +66,7 @@ static int kvm_cpufreq_notifier(struct notifier_block *nb, unsigned long event,
 {
 	const struct cpufreq_freqs *freq = data;
 	unsigned int cpu = freq->cpu;
+	struct cds_list_head *pos;
 	struct kvm *kvm;
 
 	(void)nb;
@@ -59,7 +77,7 @@ static int kvm_cpufreq_notifier(struct notifier_block *nb, unsigned long event,
 	if (kvm_legacy_usage_locking()) {
 		/* __kvmclock_cpufreq_notifier(): kvm_lock under the hotplug lock. */
 		mutex_lock(&kvm_lock);
-		cds_list_for_each_entry(kvm, &vm_list, vm_list) {
+		for_each_vm(kvm, pos) {
 			RACE_POINT(VM_LIST_WALK);
 			clock_update_vm(kvm, cpu);
 		}
@@ -67,7 +85,7 @@ static int kvm_cpufreq_notifier(struct notifier_block *nb, unsigned long event,
 		return 0;
 	}
 	ukvm_rcu_read_lock();
-	ukvm_list_for_each_entry_rcu(kvm, &vm_list, vm_list) {
+	for_each_vm_rcu(kvm, pos) {
 		RACE_POINT(VM_LIST_WALK);
 		clock_update_vm(kvm, cpu);
 	}
@@ -102,13 +120,14 @@ static void zap_all_fast(struct kvm *kvm)
 int ukvm_param_write_all_vms(void)
 {
 	struct kvm **vms = NULL, *kvm;
+	struct cds_list_head *pos;
 	int n = 0, cap = 0;
 
 	atomic_fetch_add_explicit(&param_writes, 1, memory_order_relaxed);
 	if (kvm_legacy_usage_locking()) {
 		/* v6.12: each VM's slots_lock nested inside kvm_lock. */
 		mutex_lock(&kvm_lock);
-		cds_list_for_each_entry(kvm, &vm_list, vm_list) {
+		for_each_vm(kvm, pos) {
 			RACE_POINT(VM_LIST_WALK);
 			mutex_lock(&kvm->slots_lock);
 			zap_all_fast(kvm);
@@ -125,7 +144,7 @@ int ukvm_param_write_all_vms(void)
 		bool full = false;
 
 		ukvm_rcu_read_lock();
-		ukvm_list_for_each_entry_rcu(kvm, &vm_list, vm_list) {
+		for_each_vm_rcu(kvm, pos) {
 			if (found == cap) {
 				full = true;
 				break;
