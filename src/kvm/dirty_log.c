@@ -65,6 +65,23 @@ static int lookup_logged_slot(struct kvm *kvm, uint32_t slot_arg,
 }
 
 /*
+ * Unsafe knob SLOTS_LOCK_UNDER_VCPU_REVERSED: drain per-vCPU dirty state by
+ * waiting for each vCPU to leave its ioctl (taking its mutex) instead of
+ * kicking it out of guest mode as x86's PML flush does -- with slots_lock
+ * held, the reverse of the documented vcpu->mutex => slots_lock.
+ */
+static void kvm_dirty_log_wait_vcpus(struct kvm *kvm)
+{
+	struct kvm_vcpu *vcpu;
+	int i;
+
+	kvm_for_each_vcpu(i, vcpu, kvm) {
+		mutex_lock(&vcpu->mutex);
+		mutex_unlock(&vcpu->mutex);
+	}
+}
+
+/*
  * KVM_GET_DIRTY_LOG.  Without manual protect: snapshot-and-clear each word
  * (xchg) and write-protect its gfns under mmu_lock, then flush.  With manual
  * protect: a plain copy; protection is left to KVM_CLEAR_DIRTY_LOG.
@@ -81,6 +98,8 @@ int kvm_get_dirty_log_protect(struct kvm *kvm, struct kvm_dirty_log *log)
 	if (r)
 		return r;
 	bitmap = slot->dirty_bitmap;
+	if (ukvm_unsafe(UNSAFE_SLOTS_LOCK_UNDER_VCPU_REVERSED))
+		kvm_dirty_log_wait_vcpus(kvm);
 	kvm_arch_call(kvm, sync_dirty_log, kvm, slot);
 	words = kvm_dirty_bitmap_bytes(slot) / sizeof(unsigned long);
 

@@ -25,6 +25,8 @@ void kvm_mmu_zap_memslot(struct kvm *kvm, struct kvm_memory_slot *slot);
 extern const struct kvm_arch_ops kvm_x86_arch_ops;
 int kvm_x86_vcpu_set_apic_base(struct kvm_vcpu *vcpu, uint64_t value);
 int kvm_x86_vcpu_set_tsc(struct kvm_vcpu *vcpu, uint64_t tsc);
+/* A vCPU ioctl taking slots_arch_lock inside kvm->srcu (first shadow root). */
+int kvm_x86_vcpu_first_shadow_root(struct kvm_vcpu *vcpu);
 int kvm_x86_hv_set_guest_os_id(struct kvm_vcpu *vcpu, uint64_t id);
 int kvm_x86_xen_set_shared_info(struct kvm_vcpu *vcpu, uint64_t gfn);
 /* Toggle an arch-internal memslot from vCPU context (APICv inhibit). */

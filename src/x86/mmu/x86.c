@@ -335,6 +335,41 @@ int kvm_x86_vcpu_set_apic_base(struct kvm_vcpu *vcpu, uint64_t value)
 	return 0;
 }
 
+/*
+ * The first shadow-MMU root of a VM (KVM's mmu_first_shadow_root_alloc(),
+ * reached from KVM_RUN inside the vCPU's kvm->srcu read section): the arch
+ * data of every memslot is completed under slots_arch_lock, which memslot
+ * updates drop before synchronize_srcu(), so a reader may wait for it;
+ * slots_lock it may not take (the unsafe knob SLOTS_LOCK_IN_SRCU does).
+ * ukvm has no shadow MMU: the per-slot work is a look at the arch data that
+ * prepare_memory_region allocated; the locking is KVM's.  Returns the number
+ * of memslots that have it.
+ */
+int kvm_x86_vcpu_first_shadow_root(struct kvm_vcpu *vcpu)
+{
+	struct kvm *kvm = vcpu->kvm;
+	struct mutex *lock = &kvm->slots_arch_lock;
+	int r = kvm_vcpu_ioctl_begin(vcpu), n = 0;
+
+	if (r)
+		return r;
+	kvm_vcpu_srcu_read_lock(vcpu);
+	RACE_POINT(VCPU_SRCU_LOCKED);
+	if (ukvm_unsafe(UNSAFE_SLOTS_LOCK_IN_SRCU))
+		lock = &kvm->slots_lock;
+	mutex_lock(lock);
+	for (int as = 0; as < KVM_ADDRESS_SPACE_NUM; as++) {
+		struct kvm_memory_slot *slot;
+
+		kvm_for_each_memslot(slot, __kvm_memslots(kvm, as))
+			n += slot->arch != NULL;
+	}
+	mutex_unlock(lock);
+	kvm_vcpu_srcu_read_unlock(vcpu);
+	kvm_vcpu_ioctl_end(vcpu);
+	return n;
+}
+
 int kvm_x86_vcpu_set_tsc(struct kvm_vcpu *vcpu, uint64_t tsc)
 {
 	int r = kvm_vcpu_ioctl_begin(vcpu);
