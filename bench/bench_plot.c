@@ -108,7 +108,7 @@ static int demand_data(const char *dir)
 
 			rewind(bl);
 			while (fgets(l2, sizeof(l2), bl))
-				if (strstr(l2, "\"demand paging, big lock\"") &&
+				if (strstr(l2, "\"name\": \"demand paging, big lock\"") &&
 				    jnum(l2, "vcpus") == n)
 					big = jnum(l2, "rate_total");
 		}
@@ -125,8 +125,10 @@ static int demand_data(const char *dir)
 /* memslot.json -> memslot.dat: slots, then ukvm/readers/real per op. */
 static int memslot_data(const char *dir)
 {
-	static const char *const ops[] = { "\"create\"", "\"delete\"", "\"move\"",
-					   "\"flags-only (dirty log on)\"" };
+	/* In the order bench memslot records them. */
+	static const char *const ops[] = { "\"name\": \"create\"",
+		"\"name\": \"flags-only (dirty log on)\"", "\"name\": \"move\"",
+		"\"name\": \"delete\"" };
 	FILE *in = open_in(dir, "memslot.json", "r");
 	FILE *out = open_in(dir, "memslot.dat", "w");
 	char line[1024];
@@ -134,8 +136,8 @@ static int memslot_data(const char *dir)
 
 	if (!in || !out)
 		return -1;
-	fprintf(out, "# slots create create_vcpus create_kvm delete delete_vcpus "
-		     "delete_kvm move move_vcpus move_kvm flags flags_vcpus flags_kvm (us)\n");
+	fprintf(out, "# slots create create_vcpus create_kvm flags flags_vcpus "
+		     "flags_kvm move move_vcpus move_kvm delete delete_vcpus delete_kvm (us)\n");
 	while (fgets(line, sizeof(line), in)) {
 		double k = jnum(line, "slots");
 
@@ -177,9 +179,9 @@ static const char memslot_gp[] =
 	"plot '%s/memslot.dat' u 1:2 w lp t 'ukvm create', "
 	"'' u 1:3 w lp t 'ukvm create, 2 vCPUs running', "
 	"'' u 1:4 w lp t 'real KVM create', "
-	"'' u 1:5 w lp t 'ukvm delete', '' u 1:6 w lp t 'ukvm delete, vCPUs', "
-	"'' u 1:7 w lp t 'real KVM delete', "
-	"'' u 1:8 w lp t 'ukvm move', '' u 1:11 w lp t 'ukvm flags-only'\n";
+	"'' u 1:11 w lp t 'ukvm delete', '' u 1:12 w lp t 'ukvm delete, vCPUs', "
+	"'' u 1:13 w lp t 'real KVM delete', "
+	"'' u 1:8 w lp t 'ukvm move', '' u 1:5 w lp t 'ukvm flags-only'\n";
 
 static int gnuplot(const char *dir, const char *name, const char *fmt)
 {
