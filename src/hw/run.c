@@ -213,13 +213,19 @@ static int vcpu_enter_guest(struct hw_vcpu *hv, struct kvm_run *run)
 
 	atomic_store(&vcpu->mode, IN_GUEST_MODE);
 	kvm_vcpu_srcu_read_unlock(vcpu);
+	RACE_POINT(VCPU_ENTERING);
 	/*
 	 * Full barrier (seq_cst): IN_GUEST_MODE is visible before we read the
 	 * requests, pairing with the requester's bit-then-mode.
 	 */
 	if (atomic_load(&vcpu->mode) == EXITING_GUEST_MODE ||
 	    kvm_request_pending(vcpu) || atomic_load(&hv->exit_requested)) {
-		atomic_store(&vcpu->mode, OUTSIDE_GUEST_MODE);
+		/*
+		 * Backing out is an exit too: a WAIT requester that saw
+		 * IN_GUEST_MODE may already sleep on the exit epoch, and we may
+		 * now leave KVM_RUN and not enter again for a long time.
+		 */
+		kvm_vcpu_guest_exit(vcpu);
 		kvm_vcpu_srcu_read_lock(vcpu);
 		if (atomic_exchange(&hv->exit_requested, false)) {
 			run->exit_reason = KVM_EXIT_INTR;

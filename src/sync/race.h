@@ -45,7 +45,8 @@
 	X(HOST_AFTER_START, "host mm operation: after invalidate_range_start") \
 	X(HOST_BEFORE_END, "host mm operation: before invalidate_range_end") \
 	X(ENABLE_LOCKED, "hardware enabling: usage lock held")               \
-	X(VM_LIST_WALK, "vm_list walker: inside the walk")
+	X(VM_LIST_WALK, "vm_list walker: inside the walk")                    \
+	X(VCPU_ENTERING, "vCPU entry: IN_GUEST_MODE stored, before the last look at kicks and requests")
 
 /* X(name, "what the knob removes") — every unsafe knob. */
 #define UKVM_UNSAFE_KNOB_LIST(X)                                                  \
