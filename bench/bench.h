@@ -66,6 +66,7 @@ struct bench_report {
 
 /* Defined by each benchmark, listed in tools/ukvm/cmd_bench.c. */
 int bench_sync(const struct bench_opts *opts, struct bench_report *rep);
+int bench_race_points(const struct bench_opts *opts, struct bench_report *rep);
 int bench_fault(const struct bench_opts *opts, struct bench_report *rep);
 int bench_memslot(const struct bench_opts *opts, struct bench_report *rep);
 int bench_demand(const struct bench_opts *opts, struct bench_report *rep);

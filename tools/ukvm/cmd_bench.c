@@ -36,6 +36,8 @@ static const struct bench_entry benches[] = {
 	  "access_tracking_perf_test: aging pass and idle-memory access, A/D on/off" },
 	{ "validator", bench_validator,
 	  "ukvm run's accesses/s: validator compiled out, off, on (child processes)" },
+	{ "race-points", bench_race_points,
+	  "what a RACE_POINT() costs, not armed and armed (ns per point)" },
 };
 
 #define NR_BENCHES (sizeof(benches) / sizeof(benches[0]))
