@@ -30,10 +30,15 @@ void mmu_notifier_global_exit(void)
 	cleanup_srcu_struct(&mmu_notifier_srcu);
 }
 
+/*
+ * mmap_lock for write, like Linux: every invalidation holds mmap_lock from
+ * its _start to its _end, so a new notifier sees both calls or neither.
+ */
 int mmu_notifier_register(struct mmu_notifier *mn, struct host_mm *mm)
 {
 	int ret = 0;
 
+	down_write(&mm->mmap_lock);
 	mutex_lock(&mm->notifier_lock);
 	if (mm->released || mn->on_list) {
 		ret = -EINVAL;
@@ -43,6 +48,7 @@ int mmu_notifier_register(struct mmu_notifier *mn, struct host_mm *mm)
 		ukvm_list_add_tail_rcu(&mn->list, &mm->notifiers);
 	}
 	mutex_unlock(&mm->notifier_lock);
+	up_write(&mm->mmap_lock);
 	return ret;
 }
 

@@ -5,6 +5,7 @@
  * THP and 1 GiB mappings, and notifier registration/release.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "host_test.h"
 
@@ -335,6 +336,84 @@ static void test_release(void **state)
 	assert_int_equal(atomic_load(&a.releases), 1);
 }
 
+/*
+ * A notifier registered while an mm operation is between its
+ * invalidate_range_start and _end must see both calls or neither: the
+ * registration waits for mmap_lock (write), which every invalidation holds
+ * from start to end (mmu_notifier_register() of Linux does the same).
+ * Found by `ukvm run --vm-churn --host-churn`: a VM created during a host
+ * operation got an _end without a _start.
+ */
+static struct {
+	_Atomic bool held, release, registered;
+	struct test_notifier late;
+	struct host_mm *mm;
+	unsigned long hva;
+} reg;
+
+static void hold_start(struct test_notifier *tn, const struct mmu_notifier_range *r)
+{
+	(void)r;
+	tn->on_start = NULL;
+	atomic_store(&reg.held, true);
+	while (!atomic_load(&reg.release))
+		sched_yield();
+}
+
+static void *discard_fn(void *arg)
+{
+	(void)arg;
+	T_CHECK(host_madvise_dontneed(reg.mm, reg.hva, PAGE_SIZE) == 0);
+	return NULL;
+}
+
+static void *register_fn(void *arg)
+{
+	(void)arg;
+	T_CHECK(mmu_notifier_register(&reg.late.mn, reg.mm) == 0);
+	atomic_store(&reg.registered, true);
+	return NULL;
+}
+
+static void test_register_during_invalidation(void **state)
+{
+	struct test_notifier first;
+	pthread_t t1, t2;
+	long starts, ends;
+	bool early;
+
+	(void)state;
+	memset(&reg, 0, sizeof(reg));
+	reg.mm = host_current_mm;
+	test_notifier_register(&first, reg.mm);
+	reg.late.mn.ops = first.mn.ops;		/* registered later, by a thread */
+	reg.hva = host_mmap(reg.mm, PAGE_SIZE, VM_READ | VM_WRITE);
+	put64(reg.mm, reg.hva, 1);
+
+	first.on_start = hold_start;
+	assert_int_equal(ukvm_thread_create(&t1, "discard", discard_fn, NULL), 0);
+	while (!atomic_load(&reg.held))
+		sched_yield();
+	/* Inside the start..end window now. */
+	assert_int_equal(ukvm_thread_create(&t2, "register", register_fn, NULL), 0);
+	usleep(20000);
+	early = atomic_load(&reg.registered);
+	atomic_store(&reg.release, true);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+
+	starts = atomic_load(&reg.late.starts);
+	ends = atomic_load(&reg.late.ends);
+	test_notifier_unregister(&reg.late, reg.mm);
+	test_notifier_unregister(&first, reg.mm);
+	assert_int_equal(host_munmap(reg.mm, reg.hva, PAGE_SIZE), 0);
+
+	assert_false(early);
+	assert_int_equal(starts, ends);
+	assert_int_equal(atomic_load(&first.starts), 1);
+	assert_int_equal(atomic_load(&first.ends), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +425,7 @@ int main(void)
 		HOST_TEST(test_thp),
 		HOST_TEST(test_huge_1g),
 		HOST_TEST(test_release),
+		HOST_TEST(test_register_during_invalidation),
 	};
 
 	return cmocka_run_group_tests_name("host_mm", tests, NULL, NULL);
