@@ -10,6 +10,9 @@
  * Found by `ukvm run`: a host thread in an MMU-notifier callback slept
  * holding mmu_lock for write while the vCPU, back in userspace, waited for
  * slots_lock held by a memslot update that waited for mmu_lock.
+ *
+ * And the vCPU ioctls made between two KVM_RUNs (what `ukvm run
+ * --vcpu-ioctls` does on its vCPU threads).
  */
 #include <errno.h>
 #include <unistd.h>
@@ -111,10 +114,72 @@ static void test_backed_out_entry_wakes_flusher(void **state)
 	mt_assert_clean();
 }
 
+/* Is the APIC-access internal memslot there? */
+static bool apic_access_slot_present(struct kvm *kvm)
+{
+	bool present;
+
+	mutex_lock(&kvm->slots_lock);
+	present = id_to_memslot(__kvm_memslots(kvm, 0), KVM_USER_MEM_SLOTS) != NULL;
+	mutex_unlock(&kvm->slots_lock);
+	return present;
+}
+
+/*
+ * The vCPU ioctls that reach the rarer locks, made between two KVM_RUNs
+ * the way a VMM's vCPU thread makes them: the APIC base (a static key
+ * flipped inside kvm->srcu), Hyper-V (hv_lock), Xen (xen_lock), the TSC
+ * (tsc_write_lock) and the APICv inhibit that deletes and re-creates the
+ * APIC-access memslot from vCPU context (vcpu->mutex => slots_lock).
+ */
+static void test_vcpu_ioctls_between_runs(void **state)
+{
+	const struct ukvm_vm_config cfg = { 0 };
+	const uint64_t base = 0xfee00000ULL | (1ULL << 8);
+	struct kvm_vcpu *vcpu;
+	struct mt_vm vm;
+	uint64_t v = 7;
+
+	(void)state;
+	mt_vm_create(&vm, &cfg, GPA, SIZE, 0, 0);
+	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &vcpu), 0);
+	assert_int_equal(mt_access(vcpu, GPA, UKVM_ACCESS_WRITE, &v), 0);
+	assert_false(apic_access_slot_present(vm.kvm));
+
+	for (int i = 0; i < 4; i++) {
+		bool disable = i % 2 == 0;
+
+		assert_int_equal(kvm_x86_vcpu_set_apic_base(vcpu, base |
+				 (disable ? 0 : 1ULL << 11)), 0);
+		assert_int_equal(vcpu_x86(vcpu)->apic_base & (1ULL << 11),
+				 disable ? 0 : 1ULL << 11);
+		assert_int_equal(kvm_x86_hv_set_guest_os_id(vcpu, 0x8100ULL + (uint64_t)i), 0);
+		assert_int_equal(kvm_x86(vm.kvm)->hyperv.hv_guest_os_id, 0x8100ULL + (uint64_t)i);
+		assert_int_equal(kvm_x86_xen_set_shared_info(vcpu, (GPA >> 12) + (uint64_t)i), 0);
+		assert_int_equal(kvm_x86(vm.kvm)->xen.shared_info_gfn, (GPA >> 12) + (uint64_t)i);
+		assert_int_equal(kvm_x86_vcpu_set_tsc(vcpu, 1000000ULL * (uint64_t)i), 0);
+
+		/* Not inhibited: the slot exists; inhibited: it is gone. */
+		assert_int_equal(kvm_x86_vcpu_set_apicv_inhibit(vcpu, !disable), 0);
+		assert_int_equal(apic_access_slot_present(vm.kvm), disable);
+		/* The same state again changes nothing. */
+		assert_int_equal(kvm_x86_vcpu_set_apicv_inhibit(vcpu, !disable), 0);
+		assert_int_equal(apic_access_slot_present(vm.kvm), disable);
+
+		/* And the guest still runs, its data intact. */
+		v = 0;
+		assert_int_equal(mt_access(vcpu, GPA, UKVM_ACCESS_READ, &v), 0);
+		assert_int_equal(v, 7);
+	}
+	mt_vm_destroy(&vm);
+	mt_assert_clean();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backed_out_entry_wakes_flusher),
+		cmocka_unit_test(test_vcpu_ioctls_between_runs),
 	};
 
 	return cmocka_run_group_tests_name("mmu_run", tests,
