@@ -155,6 +155,28 @@ static int handle_mmio(struct hw_vcpu *hv, struct kvm_run *run)
 	return 0;
 }
 
+/*
+ * A write the MMU refused to map writable (its gfn is a guest page table
+ * KVM write-tracks): KVM emulates the instruction.  Returns 1 to enter
+ * again; the access is complete unless it must simply be re-executed.
+ */
+static int handle_write_protected(struct hw_vcpu *hv)
+{
+	struct ukvm_guest_access *a = &hv->pending;
+	int r;
+
+	if (UKVM_WARN_ON(a->type != UKVM_ACCESS_WRITE))
+		return -EFAULT;
+	r = kvm_x86_emulate_write(hv->vcpu, a->gpa, &a->value, a->len);
+	if (r == -EAGAIN)
+		return 1;
+	if (r)
+		return r;
+	hv->have_pending = false;
+	hv->ops->complete(hv->ctx, a);
+	return 1;
+}
+
 static int handle_exit(struct hw_vcpu *hv, struct hw_exit *exit, struct kvm_run *run)
 {
 	struct kvm_vcpu *vcpu = hv->vcpu;
@@ -169,6 +191,8 @@ static int handle_exit(struct hw_vcpu *hv, struct hw_exit *exit, struct kvm_run 
 			return r;
 		if (r == RET_PF_EMULATE)
 			return handle_mmio(hv, run);
+		if (r == RET_PF_WRITE_PROTECTED)
+			return handle_write_protected(hv);
 		return 1;
 	case HW_EXIT_HALT:
 		hv->stat.halts++;

@@ -29,6 +29,7 @@
 	X(FAULT_AFTER_PFN, "fault: pfn looked up, before taking mmu_lock")   \
 	X(FAULT_BEFORE_INSTALL, "fault: under mmu_lock, before installing the SPTE") \
 	X(FAST_PF_AFTER_READ, "fast page fault: SPTE read, before the cmpxchg") \
+	X(UNSYNC_BEFORE_LOCK, "unsync: a shadow page seen sync under mmu_lock, before taking mmu_unsync_pages_lock") \
 	X(SPTE_UPDATE_AFTER_READ, "SPTE update under mmu_lock: old value read, before the store") \
 	X(WRPROT_BEFORE_FLUSH, "write-protect done, before the TLB flush")   \
 	X(ZAP_BEFORE_FLUSH, "SPTE zapped, before the TLB flush")              \
@@ -56,7 +57,8 @@
 	X(SWAP_NO_WAIT, "kvm_swap_active_memslots() does not wait for mn_active_invalidate_count") \
 	X(NOTIFIER_SLOTS_LOCK, "the MMU-notifier start handler takes kvm->slots_lock") \
 	X(SLOTS_LOCK_IN_SRCU, "take kvm->slots_lock inside a kvm->srcu read section") \
-	X(SLOTS_LOCK_UNDER_VCPU_REVERSED, "a path takes vcpu->mutex inside kvm->slots_lock")
+	X(SLOTS_LOCK_UNDER_VCPU_REVERSED, "a path takes vcpu->mutex inside kvm->slots_lock") \
+	X(NO_UNSYNC_RECHECK, "mmu_try_to_unsync_pages() does not re-check sp->unsync after taking mmu_unsync_pages_lock")
 
 #define __RP_ENUM(n, d) RP_##n,
 enum ukvm_race_point { UKVM_RACE_POINT_LIST(__RP_ENUM) RP_NR };

@@ -133,7 +133,10 @@ static void test_split_children(void **state)
 			 0x40000 + 3 * 512);
 }
 
-/* make_spte() needs a vCPU and a slot for the dirty-log side effect. */
+/*
+ * make_spte() needs a vCPU and a slot for the dirty-log side effect, and
+ * mmu_lock (it may mark shadow pages unsync).
+ */
 static void test_make_spte(void **state)
 {
 	struct mt_vm vm;
@@ -148,6 +151,7 @@ static void test_make_spte(void **state)
 	idx = srcu_read_lock(&vm.kvm->srcu);
 	slot = gfn_to_memslot(vm.kvm, (1ULL << 30) >> 12);
 	assert_non_null(slot);
+	read_lock(&vm.kvm->mmu_lock);
 
 	/* Host-writable: writable, MMU-writable, Dirty preset, gfn logged. */
 	make_spte(vcpu, PG_LEVEL_4K, ACC_ALL, slot->base_gfn + 3, PFN,
@@ -173,6 +177,7 @@ static void test_make_spte(void **state)
 	make_spte(vcpu, PG_LEVEL_2M, ACC_ALL, 0, PFN & ~511ULL,
 		  SHADOW_NONPRESENT_VALUE, false, true, true, NULL, &s);
 	assert_true(is_large_pte(s));
+	read_unlock(&vm.kvm->mmu_lock);
 	srcu_read_unlock(&vm.kvm->srcu, idx);
 	mt_vm_destroy(&vm);
 	mt_assert_clean();

@@ -38,6 +38,35 @@ bool lpage_disallowed(const struct kvm_memory_slot *slot, gfn_t gfn, int level)
 	return arch->lpage_info[level - 2][lpage_index(slot, gfn, level)].disallow_lpage;
 }
 
+/*
+ * A gfn shadowed by an indirect shadow page (account_shadowed()): no huge
+ * mapping may cover it, so every fault on its 2M and 1G ranges maps 4 KiB
+ * and reaches mmu_try_to_unsync_pages() for this very gfn.  The counters
+ * are read by faults under mmu_lock (read) and change under it (write).
+ * @li receives the counters raised, for kvm_mmu_gfn_allow_lpage().
+ */
+void kvm_mmu_gfn_disallow_lpage(struct kvm *kvm, const struct kvm_memory_slot *slot,
+				gfn_t gfn, struct kvm_lpage_info **li)
+{
+	const struct kvm_arch_memory_slot *arch = slot->arch;
+
+	lockdep_assert_held_write(&kvm->mmu_lock);
+	for (int level = PG_LEVEL_2M; level <= KVM_MAX_HUGEPAGE_LEVEL; level++) {
+		li[level - 2] = &arch->lpage_info[level - 2][lpage_index(slot, gfn, level)];
+		li[level - 2]->disallow_lpage++;
+	}
+}
+
+void kvm_mmu_gfn_allow_lpage(struct kvm *kvm, struct kvm_lpage_info **li)
+{
+	lockdep_assert_held_write(&kvm->mmu_lock);
+	for (int i = 0; i < KVM_NR_PAGE_SIZES - 1; i++) {
+		UKVM_WARN_ON(li[i]->disallow_lpage <= 0);
+		li[i]->disallow_lpage--;
+		li[i] = NULL;
+	}
+}
+
 int kvm_alloc_lpage_info(struct kvm *kvm, struct kvm_memory_slot *slot)
 {
 	struct kvm_arch_memory_slot *arch = calloc(1, sizeof(*arch));

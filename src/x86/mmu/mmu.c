@@ -322,6 +322,8 @@ void kvm_mmu_zap_all_fast(struct kvm *kvm)
 	lockdep_assert_held(&kvm->slots_lock);
 	write_lock(&kvm->mmu_lock);
 	kvm_tdp_mmu_invalidate_all_roots(kvm);
+	/* Indirect shadow pages become obsolete too: zap them now. */
+	kvm_mmu_zap_all_shadow(kvm);
 	kvm_make_all_cpus_request(kvm, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS);
 	write_unlock(&kvm->mmu_lock);
 
@@ -334,18 +336,25 @@ void kvm_mmu_zap_all_fast(struct kvm *kvm)
 void kvm_mmu_zap_all(struct kvm *kvm)
 {
 	write_lock(&kvm->mmu_lock);
+	kvm_mmu_zap_all_shadow(kvm);
 	kvm_tdp_mmu_invalidate_all_roots(kvm);
 	kvm_tdp_mmu_zap_all(kvm);
 	write_unlock(&kvm->mmu_lock);
 }
 
-/* Memslot DELETE/MOVE: zap the slot's range and flush (slots_lock held). */
+/*
+ * Memslot DELETE/MOVE: zap the slot's range and flush (slots_lock held).
+ * Indirect shadow pages of the range go too: they hold the slot's
+ * disallow_lpage counters, which are freed with it.
+ */
 void kvm_mmu_zap_memslot(struct kvm *kvm, struct kvm_memory_slot *slot)
 {
 	bool flush;
 
 	lockdep_assert_held(&kvm->slots_lock);
 	write_lock(&kvm->mmu_lock);
+	kvm_mmu_zap_shadow_range(kvm, slot->as_id, slot->base_gfn,
+				 slot->base_gfn + slot->npages);
 	flush = kvm_tdp_mmu_zap_leafs(kvm, slot->base_gfn,
 				      slot->base_gfn + slot->npages, false);
 	if (flush)

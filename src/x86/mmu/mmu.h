@@ -35,6 +35,19 @@ int kvm_x86_inhibit_apic_access_page(struct kvm_vcpu *vcpu, bool inhibit);
 int kvm_x86_vcpu_set_apicv_inhibit(struct kvm_vcpu *vcpu, bool inhibit);
 bool kvm_x86_hardware_enabled(unsigned int cpu);
 
+/*
+ * Nested EPT: L1 running L2 (nested.c).  A vCPU ioctl: shadow the EPT12
+ * tables at @gfns (guest table level @level: PG_LEVEL_4K for last-level
+ * tables, which may go unsync; higher for upper levels, write-tracked) and
+ * sync the unsync ones.  0 or -EINVAL, -EFAULT, -EAGAIN, -ENOMEM, -EIO.
+ */
+int kvm_x86_nested_shadow_gfns(struct kvm_vcpu *vcpu, const gfn_t *gfns, int n,
+			       int level);
+/* Drop every indirect shadow page of the VM (any context without mmu_lock). */
+void kvm_x86_nested_zap_shadow(struct kvm *kvm);
+/* RET_PF_WRITE_PROTECTED: emulate the refused write (vCPU, kvm->srcu held). */
+int kvm_x86_emulate_write(struct kvm_vcpu *vcpu, gpa_t gpa, const void *val, int len);
+
 /* VT-d posted interrupts and the per-CPU wakeup lists (posted_intr.c) */
 void kvm_x86_pi_init(void);
 void vmx_vcpu_pi_create(struct kvm_vcpu *vcpu);

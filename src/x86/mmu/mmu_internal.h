@@ -17,6 +17,8 @@
 #define PT64_ROOT_MAX_LEVEL	5
 #define KVM_MAX_HUGEPAGE_LEVEL	PG_LEVEL_1G
 #define KVM_NR_PAGE_SIZES	3
+#define KVM_MMU_HASH_SHIFT	10
+#define KVM_NUM_MMU_PAGES	(1 << KVM_MMU_HASH_SHIFT)
 
 union kvm_mmu_page_role {
 	uint32_t word;
@@ -25,20 +27,39 @@ union kvm_mmu_page_role {
 		unsigned int invalid:1;
 		unsigned int as_id:2;
 		unsigned int ad_disabled:1;
+		unsigned int direct:1;	/* TDP pages: the gfn is fixed by the position */
 	};
 };
 
-/* The header of one page-table page (its 512 SPTEs live in a host frame). */
+struct kvm_lpage_info;
+
+/*
+ * The header of one page-table page.  Direct (TDP) pages: their 512 SPTEs
+ * live in a host frame.  Indirect shadow pages (role.direct == 0, shadow.c):
+ * @gfn is the guest page-table page they shadow; ukvm keeps no SPTEs for
+ * them (spt is NULL), only the protection and unsync state of that gfn.
+ */
 struct kvm_mmu_page {
-	struct cds_list_head link;	/* roots: kvm->arch.tdp_mmu_roots */
+	struct cds_list_head link;	/* roots: tdp_mmu_roots; indirect: active_mmu_pages */
 	union kvm_mmu_page_role role;
-	gfn_t gfn;			/* first gfn this table maps */
+	gfn_t gfn;			/* first gfn this table maps / the gfn shadowed */
 	unsigned long spt_pfn;		/* the table's frame */
 	_Atomic uint64_t *spt;		/* its SPTEs */
 	_Atomic int tdp_mmu_root_count;	/* roots only */
 	bool tdp_mmu_scheduled_root_to_zap;
 	struct kvm *kvm;
 	struct rcu_head rcu_head;
+
+	/* Indirect pages only; the hash and the list change under mmu_lock (write). */
+	struct kvm_mmu_page *hash_next;	/* kvm->arch.mmu_page_hash[] chain */
+	/*
+	 * 0 -> 1 with mmu_lock held for read or write and mmu_unsync_pages_lock
+	 * (mmu_try_to_unsync_pages()), 1 -> 0 only with mmu_lock held for
+	 * write (sync): a reader holding mmu_lock never sees it go back to 0.
+	 */
+	_Atomic bool unsync;
+	/* The disallow_lpage counters account_shadowed() raised (2M, 1G). */
+	struct kvm_lpage_info *lpage_disallowed[KVM_NR_PAGE_SIZES - 1];
 };
 
 /* Pre-allocated objects, filled before taking mmu_lock (may sleep). */
@@ -52,7 +73,14 @@ struct kvm_mmu_memory_cache {
 struct kvm_arch {
 	struct cds_list_head tdp_mmu_roots;	/* RCU; changed under tdp_mmu_pages_lock */
 	spinlock_t tdp_mmu_pages_lock;
-	spinlock_t mmu_unsync_pages_lock;	/* shadow MMU only: never taken here */
+	/*
+	 * Serialises marking indirect shadow pages unsync when mmu_lock is held
+	 * only for read: a TDP MMU fault that makes writable a gfn shadowed
+	 * for a nested guest (mmu_try_to_unsync_pages()).  Taken only inside
+	 * mmu_lock, only when a page really needs to be unsynced, re-checked
+	 * under it.  A leaf.
+	 */
+	spinlock_t mmu_unsync_pages_lock;
 	raw_spinlock_t tsc_write_lock;
 	uint64_t last_tsc_write, last_tsc_nsec, last_tsc_offset;
 	struct { struct mutex hv_lock; uint64_t hv_guest_os_id; uint64_t hv_hypercall; } hyperv;
@@ -67,12 +95,34 @@ struct kvm_arch {
 	uint64_t mmio_gen_wraps;
 	_Atomic unsigned long apic_access_hva;	/* internal APIC-access slot's page */
 
+	/*
+	 * Indirect shadow pages (shadow.c), keyed by the gfn they shadow.  The
+	 * hash, the list and the count change only under mmu_lock (write);
+	 * the count is also read without it (fast exits).
+	 */
+	struct kvm_mmu_page *mmu_page_hash[KVM_NUM_MMU_PAGES];
+	struct cds_list_head active_mmu_pages;
+	_Atomic long indirect_shadow_pages;
+
 	struct {
 		_Atomic long pages[KVM_NR_PAGE_SIZES];	/* leaf SPTEs per size */
 		_Atomic unsigned long tables_allocated, tables_freed;
 		_Atomic unsigned long roots_allocated, zaps, wrprot_flushes;
 		_Atomic unsigned long fast_pf_fixed, mmio_sptes, huge_splits;
 		_Atomic unsigned long pi_posted, pi_notifications, pi_wakeups;
+		/*
+		 * Indirect shadow pages (shadow.c, nested.c): created
+		 * (mmu_cache_miss), zapped, marked unsync (unsync_pages, and
+		 * the KVM gauge mmu_unsync: unsync now), synced again,
+		 * mmu_unsync_pages_lock acquisitions, re-checks that found the
+		 * page already unsync, refused unsyncs (mapped read-only), and
+		 * emulated writes to shadowed gfns.
+		 */
+		_Atomic unsigned long mmu_cache_miss, mmu_shadow_zapped;
+		_Atomic unsigned long unsync_pages, mmu_syncs;
+		_Atomic long mmu_unsync;
+		_Atomic unsigned long mmu_unsync_locked, mmu_unsync_recheck;
+		_Atomic unsigned long mmu_unsync_refused, mmu_pte_write;
 	} stat;
 };
 
@@ -195,5 +245,27 @@ void kvm_mmu_hugepage_adjust(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault
 int kvm_alloc_lpage_info(struct kvm *kvm, struct kvm_memory_slot *slot);
 void kvm_free_lpage_info(struct kvm_memory_slot *slot);
 bool lpage_disallowed(const struct kvm_memory_slot *slot, gfn_t gfn, int level);
+void kvm_mmu_gfn_disallow_lpage(struct kvm *kvm, const struct kvm_memory_slot *slot,
+				gfn_t gfn, struct kvm_lpage_info **li);
+void kvm_mmu_gfn_allow_lpage(struct kvm *kvm, struct kvm_lpage_info **li);
+
+/* shadow.c: indirect shadow pages (nested EPT) and unsync */
+void kvm_mmu_init_shadow(struct kvm *kvm);
+struct kvm_mmu_page *kvm_mmu_find_shadow_page(struct kvm *kvm, int as_id,
+					      gfn_t gfn, int level);
+struct kvm_mmu_page *kvm_mmu_get_shadow_page(struct kvm *kvm,
+					     const struct kvm_memory_slot *slot,
+					     gfn_t gfn, int level,
+					     struct kvm_mmu_page **prealloc,
+					     bool *flush);
+void kvm_mmu_sync_page(struct kvm *kvm, struct kvm_mmu_page *sp);
+void kvm_mmu_zap_shadow_page(struct kvm *kvm, struct kvm_mmu_page *sp);
+void kvm_mmu_zap_shadow_range(struct kvm *kvm, int as_id, gfn_t start, gfn_t end);
+void kvm_mmu_zap_all_shadow(struct kvm *kvm);
+bool kvm_gfn_is_write_tracked(struct kvm *kvm, int as_id, gfn_t gfn);
+int mmu_try_to_unsync_pages(struct kvm *kvm, const struct kvm_memory_slot *slot,
+			    gfn_t gfn, int level, bool prefetch);
+bool kvm_mmu_range_has_sync_shadow_page(struct kvm *kvm, int as_id, gfn_t gfn,
+					uint64_t nr_pages);
 
 #endif /* UKVM_X86_MMU_MMU_INTERNAL_H */

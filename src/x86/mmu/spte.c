@@ -2,7 +2,7 @@
 /* SPTE construction and classification (kvm-brief.md 5.1, 5.2, 5.4, 5.6). */
 #include "kvm/kvm_host.h"
 #include "sync/bug.h"
-#include "x86/mmu/spte.h"
+#include "x86/mmu/mmu_internal.h"
 
 bool spte_needs_atomic_update(uint64_t spte)
 {
@@ -63,7 +63,6 @@ bool make_spte(struct kvm_vcpu *vcpu, int level, unsigned int pte_access,
 			VMX_EPT_MT_WB | (pfn << 12);
 	bool wrprot = false;
 
-	(void)old_spte;
 	spte |= ad_enabled ? SPTE_TDP_AD_ENABLED : SPTE_TDP_AD_DISABLED;
 	if (ad_enabled && !prefetch)
 		spte |= VMX_EPT_ACCESS_BIT;
@@ -80,9 +79,22 @@ bool make_spte(struct kvm_vcpu *vcpu, int level, unsigned int pte_access,
 
 	if (pte_access & ACC_WRITE_MASK) {
 		spte |= VMX_EPT_WRITABLE_MASK | EPT_SPTE_MMU_WRITABLE;
-		/* Being mapped for a write (or writable anyway): pre-dirty it. */
-		if (ad_enabled)
+		/*
+		 * Writable: indirect shadow pages of the gfn must go unsync
+		 * first.  If the old SPTE was a writable leaf they already are
+		 * (a present leaf never changes pfn in place), skip the lookup.
+		 * If they cannot, map it read-only *and* not MMU-writable, so
+		 * that the fast page fault cannot make it writable either.
+		 */
+		if ((!is_shadow_present_pte(old_spte) || !is_last_spte(old_spte, level) ||
+		     !is_writable_pte(old_spte)) &&
+		    mmu_try_to_unsync_pages(vcpu->kvm, slot, gfn, level, prefetch)) {
+			wrprot = true;
+			spte &= ~(VMX_EPT_WRITABLE_MASK | EPT_SPTE_MMU_WRITABLE);
+		} else if (ad_enabled) {
+			/* Being mapped for a write (or writable anyway): pre-dirty it. */
 			spte |= VMX_EPT_DIRTY_BIT;
+		}
 	}
 
 	if (prefetch && !ad_enabled)

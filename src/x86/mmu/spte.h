@@ -18,6 +18,8 @@
  *
  * Writable states of a present leaf (H M W): 111 writable; 110 write-
  * protected for dirty logging / access tracking (the fast path may set W);
+ * 100 write-protected because KVM shadows the gfn (an indirect shadow page
+ * that is not unsync: only the slow path, mmu_lock held, may lift it);
  * 000 not writable for the host or the memslot.  MMU-writable implies
  * Host-writable, W implies MMU-writable.
  *
@@ -206,11 +208,12 @@ struct kvm_memory_slot;
 struct kvm_vcpu;
 
 /*
- * Build a leaf SPTE.  @pte_access: the permissions the guest may get;
- * @host_writable: the host mapping is writable; @ad_enabled: the VM uses
- * A/D bits.  Returns false ("write-protected") if a write could not be
- * granted.  Marks the gfn dirty when it creates a writable SPTE in a
- * dirty-logged slot.
+ * Build a leaf SPTE, with mmu_lock held.  @pte_access: the permissions the
+ * guest may get; @host_writable: the host mapping is writable; @ad_enabled:
+ * the VM uses A/D bits.  Returns true ("wrprot") if write access was
+ * allowed but could not be granted because the gfn's indirect shadow pages
+ * could not go unsync (mmu_try_to_unsync_pages()).  Marks the gfn dirty
+ * when it creates a writable SPTE in a dirty-logged slot.
  */
 bool make_spte(struct kvm_vcpu *vcpu, int level, unsigned int pte_access,
 	       gfn_t gfn, kvm_pfn_t pfn, uint64_t old_spte, bool prefetch,

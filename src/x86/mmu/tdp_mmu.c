@@ -119,6 +119,7 @@ struct kvm_mmu_page *kvm_tdp_mmu_alloc_root(struct kvm_vcpu *vcpu)
 
 	role.level = (unsigned int)ka->root_level;
 	role.ad_disabled = !ka->ad_enabled;
+	role.direct = 1;
 
 	read_lock(&kvm->mmu_lock);
 	ukvm_rcu_read_lock();
@@ -326,6 +327,22 @@ static void handle_removed_pt(struct kvm *kvm, _Atomic uint64_t *pt, bool shared
 	tdp_mmu_free_sp_rcu(kvm, sp);
 }
 
+/*
+ * A leaf that allows writes (W, or MMU-writable: the fast path may set W)
+ * maps only gfns whose indirect shadow pages are all unsync (shadow.c).
+ * Cheap when nothing is shadowed; mmu_lock is held by every caller.
+ */
+static bool leaf_respects_shadow_pages(struct kvm *kvm, int as_id, gfn_t gfn,
+				       uint64_t new_spte, int level)
+{
+	if (!is_mmu_writable_spte(new_spte) ||
+	    !atomic_load_explicit(&kvm_x86(kvm)->indirect_shadow_pages,
+				  memory_order_relaxed))
+		return true;
+	return !kvm_mmu_range_has_sync_shadow_page(kvm, as_id, gfn,
+						   KVM_PAGES_PER_HPAGE(level));
+}
+
 static void handle_changed_spte(struct kvm *kvm, int as_id, gfn_t gfn,
 				uint64_t old_spte, uint64_t new_spte, int level,
 				bool shared)
@@ -336,7 +353,6 @@ static void handle_changed_spte(struct kvm *kvm, int as_id, gfn_t gfn,
 	bool is_leaf = is_present && is_last_spte(new_spte, level);
 	bool pfn_changed = spte_to_pfn(old_spte) != spte_to_pfn(new_spte);
 
-	(void)as_id;
 	UKVM_BUG_ON(level < PG_LEVEL_4K || level > PT64_ROOT_MAX_LEVEL);
 	UKVM_BUG_ON(gfn & (KVM_PAGES_PER_HPAGE(level) - 1));
 
@@ -351,10 +367,16 @@ static void handle_changed_spte(struct kvm *kvm, int as_id, gfn_t gfn,
 			       (unsigned long long)spte_to_pfn(new_spte));
 		return;
 	}
-	if (is_leaf)
+	if (is_leaf) {
 		UKVM_INVARIANT(spte_writable_invariants_hold(new_spte),
 			       "writable invariants: SPTE %#llx",
 			       (unsigned long long)new_spte);
+		UKVM_INVARIANT(leaf_respects_shadow_pages(kvm, as_id, gfn, new_spte, level),
+			       "gfn %#llx (level %d) shadowed by a sync shadow page "
+			       "mapped by MMU-writable SPTE %#llx",
+			       (unsigned long long)gfn, level,
+			       (unsigned long long)new_spte);
+	}
 	if (!was_present && !is_present) {
 		/* Only MMIO SPTEs and the frozen value live here. */
 		UKVM_INVARIANT(is_mmio_spte(old_spte) || is_mmio_spte(new_spte) ||

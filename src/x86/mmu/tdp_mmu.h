@@ -74,6 +74,9 @@ void kvm_tdp_mmu_clear_dirty_pt_masked(struct kvm *kvm,
 				       bool wrprot);
 bool kvm_tdp_mmu_write_protect_gfn(struct kvm *kvm, struct kvm_memory_slot *slot,
 				   gfn_t gfn, int min_level);
+/* Indirect shadow pages: protect a shadowed gfn (W and MMU-writable). */
+bool kvm_tdp_mmu_write_protect_shadowed_gfn(struct kvm *kvm, int as_id, gfn_t gfn);
+bool kvm_tdp_mmu_gfn_maybe_writable(struct kvm *kvm, int as_id, gfn_t gfn);
 void kvm_tdp_mmu_harvest_dirty(struct kvm *kvm, struct kvm_memory_slot *slot);
 bool kvm_tdp_mmu_age_gfn_range(struct kvm *kvm, struct kvm_gfn_range *range);
 bool kvm_tdp_mmu_test_age_gfn(struct kvm *kvm, struct kvm_gfn_range *range);

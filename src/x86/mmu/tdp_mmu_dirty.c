@@ -162,6 +162,72 @@ bool kvm_tdp_mmu_write_protect_gfn(struct kvm *kvm, struct kvm_memory_slot *slot
 }
 
 /*
+ * A gfn is now shadowed by an indirect shadow page (account_shadowed()) or
+ * its pages are being synced: clear W *and* MMU-writable on every leaf that
+ * maps it, huge ones included, in every root (invalid ones too: nothing may
+ * stay MMU-writable behind the protection), so that neither a fault nor the
+ * fast path makes it writable without mmu_try_to_unsync_pages() saying so.
+ * The state is "1 0 0" of kvm-brief.md 5.1.  Returns whether a TLB flush is
+ * needed before the protection is relied on: removing MMU-writable always
+ * needs one, even if W was already clear (a CPU may hold a writable
+ * translation made by a fast fault, or by a dirty-log write-protection whose
+ * flush comes after mmu_lock).
+ */
+bool kvm_tdp_mmu_write_protect_shadowed_gfn(struct kvm *kvm, int as_id, gfn_t gfn)
+{
+	const uint64_t mask = VMX_EPT_WRITABLE_MASK | EPT_SPTE_MMU_WRITABLE;
+	struct kvm_mmu_page *root;
+	struct tdp_iter iter;
+	bool flush = false;
+
+	lockdep_assert_held_write(&kvm->mmu_lock);
+	ukvm_rcu_read_lock();
+	for_each_tdp_mmu_root(kvm, root) {
+		if ((int)root->role.as_id != as_id)
+			continue;
+		for_each_tdp_pte(iter, root, gfn, gfn + 1) {
+			uint64_t old;
+
+			if (!is_shadow_present_pte(iter.old_spte) ||
+			    !is_last_spte(iter.old_spte, iter.level) ||
+			    !(iter.old_spte & mask))
+				continue;
+			/* Atomic if the fast path or the CPU may change it meanwhile. */
+			old = tdp_mmu_clear_spte_bits(iter.sptep, iter.old_spte, mask,
+						      iter.level);
+			iter.old_spte = old & ~mask;
+			if (is_mmu_writable_spte(old))
+				flush = true;
+		}
+	}
+	ukvm_rcu_read_unlock();
+	return flush;
+}
+
+/* Does a leaf mapping @gfn allow writes, now or after a fast fault? */
+bool kvm_tdp_mmu_gfn_maybe_writable(struct kvm *kvm, int as_id, gfn_t gfn)
+{
+	struct kvm_mmu_page *root;
+	struct tdp_iter iter;
+	bool writable = false;
+
+	lockdep_assert_held(&kvm->mmu_lock);
+	ukvm_rcu_read_lock();
+	for_each_tdp_mmu_root(kvm, root) {
+		if ((int)root->role.as_id != as_id)
+			continue;
+		for_each_tdp_pte(iter, root, gfn, gfn + 1)
+			if (is_shadow_present_pte(iter.old_spte) &&
+			    is_last_spte(iter.old_spte, iter.level) &&
+			    (is_writable_pte(iter.old_spte) ||
+			     is_mmu_writable_spte(iter.old_spte)))
+				writable = true;
+	}
+	ukvm_rcu_read_unlock();
+	return writable;
+}
+
+/*
  * Dirty-bit mode, before a log is read: record every 4 KiB leaf the CPU
  * marked Dirty (the role of PML buffers drained on VM-exit).  Lockless: the
  * SPTEs are only read.

@@ -75,8 +75,14 @@ static int tdp_mmu_map_handle_target_level(struct kvm_vcpu *vcpu,
 		return RET_PF_RETRY;
 	else if (is_shadow_present_pte(iter->old_spte) &&
 		 (!is_last_spte(iter->old_spte, iter->level) ||
-		  (is_writable_pte(iter->old_spte) && !is_writable_pte(new_spte))))
-		/* A table replaced by a huge leaf, or write access removed. */
+		  (is_writable_pte(iter->old_spte) && !is_writable_pte(new_spte)) ||
+		  (is_mmu_writable_spte(iter->old_spte) &&
+		   !is_mmu_writable_spte(new_spte))))
+		/*
+		 * A table replaced by a huge leaf, write access removed, or
+		 * MMU-writable removed (kvm-brief.md 5.1: a fast fault may
+		 * have made it writable meanwhile).
+		 */
 		kvm_flush_remote_tlbs_range(kvm, iter->gfn,
 					    KVM_PAGES_PER_HPAGE(iter->level));
 

@@ -50,9 +50,7 @@ static int x86_init_vm(struct kvm *kvm, const struct ukvm_vm_config *cfg)
 	unsigned int bits = cfg && cfg->max_gpa_bits ? cfg->max_gpa_bits : 48;
 
 	kvm_mmu_init_tdp_mmu(kvm);
-	__spin_lock_init(&ka->mmu_unsync_pages_lock, "&kvm->arch.mmu_unsync_pages_lock",
-			 LOCKDEP_STATIC_KEY("&kvm->arch.mmu_unsync_pages_lock",
-					    LD_TYPE_SPINLOCK));
+	kvm_mmu_init_shadow(kvm);
 	__raw_spin_lock_init(&ka->tsc_write_lock, "&kvm->arch.tsc_write_lock",
 			     LOCKDEP_STATIC_KEY("&kvm->arch.tsc_write_lock",
 						LD_TYPE_RAW_SPINLOCK));
@@ -80,6 +78,9 @@ static void x86_destroy_vm(struct kvm *kvm)
 	kvm_tdp_mmu_zap_invalidated_roots(kvm, false);
 	write_unlock(&kvm->mmu_lock);
 	UKVM_INVARIANT(kvm_tdp_mmu_nr_roots(kvm) == 0, "VM %d leaks TDP roots", kvm->id);
+	UKVM_INVARIANT(cds_list_empty(&ka->active_mmu_pages) &&
+		       atomic_load(&ka->indirect_shadow_pages) == 0,
+		       "VM %d leaks indirect shadow pages", kvm->id);
 	if (atomic_load(&ka->apic_access_hva))
 		host_munmap(kvm->mm, atomic_load(&ka->apic_access_hva), PAGE_SIZE);
 	mutex_destroy(&ka->hyperv.hv_lock);
