@@ -15,7 +15,7 @@
 #include "lockdep/lockdep.h"
 #include "lockdep/order.h"
 #include "machine.h"
-#include "race_scenarios.h"
+#include "race_harness.h"
 #include "ukvm_cmd.h"
 
 static const struct race_scenario *const scenarios[] = {

@@ -20,17 +20,24 @@
  * Output.  A scenario prints its CPU0/CPU1 table (what locking.rst's table
  * would show), the steps as they happen, and the outcome with its evidence:
  * which check caught what, with numbers.
+ *
+ * Below: the harness (race_harness.c), the tables (race_table.c), the
+ * scenario descriptor, and the machine state a scenario sets up
+ * (race_vm.c).
  */
 #ifndef UKVM_TOOLS_RACE_HARNESS_H
 #define UKVM_TOOLS_RACE_HARNESS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "guest/guest.h"
 #include "sync/race.h"
+#include "ukvm/ukvm.h"
 
 #define RACE_MAX_ACTORS		6
 #define RACE_MAX_COLS		4
@@ -182,5 +189,107 @@ bool race_common_checks(struct race_ctx *ctx);
 /* --verbose: how often each actor reached each race point. */
 void race_print_hits(struct race_ctx *ctx, const char *prefix);
 unsigned long race_poison_violations(struct race_ctx *ctx);
+
+/* ---- scenarios ---- */
+
+/*
+ * The scenarios of `ukvm race`: one interleaving of locking.rst each, run as
+ * ukvm does it (the protection in place) and with --unsafe (one knob of
+ * src/sync/race.h removes exactly that protection).
+ */
+
+struct race_scenario {
+	const char *name;
+	const char *summary;		/* one line, for `ukvm race list` */
+	const char *rule;		/* the rule of locking.rst, in our words */
+	int knob;			/* enum ukvm_unsafe_knob, -1 if none */
+	const char *skip;		/* why it can never run here, or NULL */
+	const char *tsan_unsafe_skip;	/* why the unsafe run cannot run under TSan */
+	bool needs_lockdep;		/* judged (or kept from hanging) by it */
+	bool legacy_unsafe;		/* the unsafe run needs legacy_usage */
+	const struct race_table *table;
+	/* Set up, replay the interleaving (ctx->unsafe: knob on), tear down. */
+	enum race_verdict (*run)(struct race_ctx *ctx);
+};
+
+/* race_mmu.c: dirty logging */
+extern const struct race_scenario race_lost_dirty_bit;
+extern const struct race_scenario race_missed_tlb_flush;
+/* race_inval.c: the MMU-notifier protocol */
+extern const struct race_scenario race_stale_pfn_install;
+extern const struct race_scenario race_notifier_memslot_imbalance;
+/* race_locks.c, race_usage.c: lock order, judged by the validator */
+extern const struct race_scenario race_srcu_sync_in_reader;
+extern const struct race_scenario race_usage_lock_deadlock;
+extern const struct race_scenario race_vcpu_mutex_vs_slots_lock;
+extern const struct race_scenario race_notifier_takes_slots_lock;
+extern const struct race_scenario race_fast_pf_aba;
+
+/* Verdict of a run from what its own check saw and whether all else was clean. */
+static inline enum race_verdict race_judge(bool bug_caught, bool clean)
+{
+	if (bug_caught)
+		return RACE_BUG;
+	return clean ? RACE_CORRECT : RACE_BROKEN;
+}
+
+/* ---- machine state (race_vm.c) ---- */
+
+/*
+ * The machine state of one `ukvm race` scenario: a VM with a memslot over
+ * fresh host memory, one vCPU, and its guest — src/guest's memstress program
+ * on one page P, so every write stores a tag and remembers its dirty-log
+ * round window, and the checks that guard real runs (the dirty-round check,
+ * the final verification through the host mapping) judge the scenario too.
+ * Each KVM_RUN executes a given number of guest accesses, then exits.
+ */
+
+struct kvm;
+struct kvm_vcpu;
+
+struct race_vm {
+	struct kvm *kvm;
+	struct kvm_vcpu *vcpu;
+	unsigned long hva;		/* slot 0's host memory */
+	uint64_t gpa, npages;		/* slot 0 */
+	uint32_t flags;
+	unsigned long *bitmap;		/* GET_DIRTY_LOG buffer for slot 0 */
+
+	/* The guest: tagged writes to one page (guest_gpa). */
+	struct guest_workload *w;
+	uint64_t guest_gpa;
+	_Atomic int budget;		/* accesses left in this KVM_RUN */
+	_Atomic uint64_t completed;	/* accesses done so far */
+	bool tracking;			/* dirty-round tracking started */
+};
+
+/* VM + slot 0 (@npages at @gpa, @flags) + vCPU 0; 0 or -errno. */
+int race_vm_create(struct race_vm *vm, const struct ukvm_vm_config *cfg,
+		   uint64_t gpa, uint64_t npages, uint32_t flags);
+void race_vm_destroy(struct race_vm *vm);
+
+/* The guest writes page @page_gpa (which may lie in any memslot). */
+int race_vm_set_guest(struct race_vm *vm, uint64_t page_gpa);
+/* KVM_RUN until the guest did @n more accesses (or was kicked out). */
+int race_vm_run(struct race_vm *vm, int n, uint32_t *exit_reason);
+/* From now on, every completed write must show up in a later dirty log. */
+void race_vm_track_dirty(struct race_vm *vm);
+/*
+ * One round of the VMM's dirty-log loop over slot 0: close the round,
+ * GET_DIRTY_LOG, record it, check it.  *@logged: P was in the log;
+ * *@missed: the guest writes the check found missing.
+ */
+int race_vm_get_log(struct race_vm *vm, bool *logged, uint64_t *missed);
+/* Read P through the host mapping and compare with the guest's tags. */
+int race_vm_verify(struct race_vm *vm, struct guest_verify_result *res);
+
+/* The SPTE that maps @gpa for the vCPU (0 if none); the vCPU must be idle. */
+uint64_t race_vm_spte(struct race_vm *vm, uint64_t gpa);
+/* "W A D"-style description of an SPTE, in @buf. */
+const char *race_spte_str(uint64_t spte, char *buf, size_t len);
+
+/* The VMM side of a memslot: KVM_SET_USER_MEMORY_REGION. */
+int race_set_slot(struct kvm *kvm, int slot, uint64_t gpa, uint64_t size,
+		  unsigned long hva, uint32_t flags);
 
 #endif /* UKVM_TOOLS_RACE_HARNESS_H */

@@ -8,8 +8,7 @@
 
 #include "config.h"
 #include "kvm/kvm_host.h"
-#include "race_scenarios.h"
-#include "race_vm.h"
+#include "race_harness.h"
 #include "sync/bug.h"
 #include "x86/mmu/mmu.h"
 

@@ -9,8 +9,7 @@
 
 #include "hw/hw.h"
 #include "kvm/kvm_host.h"
-#include "race_scenarios.h"
-#include "race_vm.h"
+#include "race_harness.h"
 #include "x86/mmu/mmu.h"
 
 #define RACE_GPA	0x10000000ULL

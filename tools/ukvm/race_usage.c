@@ -25,8 +25,7 @@
 
 #include "kvm/kvm_internal.h"
 #include "lockdep/lockdep.h"
-#include "race_scenarios.h"
-#include "race_vm.h"
+#include "race_harness.h"
 #include "x86/mmu/mmu.h"
 
 #define RACE_GPA	0x10000000ULL

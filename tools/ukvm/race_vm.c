@@ -7,7 +7,7 @@
 
 #include "host/host.h"
 #include "kvm/kvm_host.h"
-#include "race_vm.h"
+#include "race_harness.h"
 #include "x86/mmu/mmu.h"
 #include "x86/mmu/tdp_mmu.h"
 
