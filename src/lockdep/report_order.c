@@ -17,7 +17,7 @@ void lockdep_check_class_documented(struct lockdep_task *t,
 	unsigned int cls[1] = { c->idx };
 	FILE *f;
 
-	if (!gen || c->order_gen == gen)
+	if (!gen || c->order_gen == gen || (c->key && c->key->local))
 		return;
 	c->order_gen = gen;
 	if (lockdep_order_has_class(c->name))
@@ -101,6 +101,10 @@ void lockdep_check_order(struct lockdep_task *t, struct held_lock *prev,
 	enum lockdep_report_kind kind;
 
 	if (!lockdep_order_generation())
+		return;
+	/* A local class has no place in the order: pairs with it are not checked. */
+	if ((hlock_class(prev)->key && hlock_class(prev)->key->local) ||
+	    (hlock_class(next)->key && hlock_class(next)->key->local))
 		return;
 	v = lockdep_order_classify(a, prev->read, b, bmode);
 	if (v != LOV_VIOLATION && v != LOV_UNDOCUMENTED)

@@ -29,12 +29,12 @@
 #include "lockdep/lockdep.h"
 #include "lockdep/order.h"
 
-static struct lock_class_key k_slots = { "&kvm->slots_lock", LD_TYPE_MUTEX, { 0 } };
-static struct lock_class_key k_srcu = { "&kvm->srcu", LD_TYPE_SRCU, { 0 } };
-static struct lock_class_key k_hotplug = { "cpu_hotplug_lock", LD_TYPE_RWSEM, { 0 } };
-static struct lock_class_key k_kvm_lock = { "kvm_lock", LD_TYPE_MUTEX, { 0 } };
-static struct lock_class_key k_usage = { "kvm_usage_lock", LD_TYPE_MUTEX, { 0 } };
-static struct lock_class_key k_vcpu = { "&vcpu->mutex", LD_TYPE_MUTEX, { 0 } };
+static struct lock_class_key k_slots = { .name = "&kvm->slots_lock", .type = LD_TYPE_MUTEX };
+static struct lock_class_key k_srcu = { .name = "&kvm->srcu", .type = LD_TYPE_SRCU };
+static struct lock_class_key k_hotplug = { .name = "cpu_hotplug_lock", .type = LD_TYPE_RWSEM };
+static struct lock_class_key k_kvm_lock = { .name = "kvm_lock", .type = LD_TYPE_MUTEX };
+static struct lock_class_key k_usage = { .name = "kvm_usage_lock", .type = LD_TYPE_MUTEX };
+static struct lock_class_key k_vcpu = { .name = "&vcpu->mutex", .type = LD_TYPE_MUTEX };
 
 static struct lockdep_map slots_lock, kvm_srcu, hotplug, kvm_lock, usage_lock,
 			  vcpu_mutex;
