@@ -230,6 +230,22 @@ void race_wait_idle(struct race_actor *a)
 	pthread_mutex_unlock(&ctx->mu);
 }
 
+void race_finish(struct race_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->mu);
+	for (int i = 0; i < ctx->nr_actors; i++) {
+		ctx->actors[i].stop_rp = -1;
+		ctx->actors[i].release = true;
+	}
+	pthread_cond_broadcast(&ctx->cv);
+	ctx->what = "the actors to finish";
+	for (int i = 0; i < ctx->nr_actors; i++)
+		while (ctx->actors[i].posted != ctx->actors[i].done)
+			ctx_wait(ctx);
+	ctx->what = NULL;
+	pthread_mutex_unlock(&ctx->mu);
+}
+
 bool race_actor_idle(struct race_actor *a)
 {
 	bool idle;

@@ -136,6 +136,12 @@ bool race_wait_parked(struct race_actor *a, enum ukvm_race_point rp);
 void race_continue(struct race_actor *a);
 void race_wait_idle(struct race_actor *a);
 bool race_actor_idle(struct race_actor *a);
+/*
+ * End of the script: disarm every stop, release every parked actor and wait
+ * until all are idle.  A no-op when the script went as planned; on a
+ * failure path it lets the threads finish instead of hanging the run.
+ */
+void race_finish(struct race_ctx *ctx);
 unsigned int race_hits(struct race_actor *a, enum ukvm_race_point rp);
 /* The actor running on this thread, or NULL. */
 struct race_actor *race_self(void);

@@ -170,7 +170,7 @@ static enum race_verdict run_stale_pfn_install(struct race_ctx *ctx)
 		inv0 = ukvm_invariant_failures();
 		race_continue(cpu);
 	}
-	race_wait_idle(cpu);
+	race_finish(ctx);
 	if (ok && !mj.r && !gw.r) {
 		inv5 = ukvm_invariant_failures() - inv0;
 		spte = race_vm_spte(&vm, PAGE_P);
@@ -197,6 +197,7 @@ static enum race_verdict run_stale_pfn_install(struct race_ctx *ctx)
 				  pfn);
 	}
 
+	race_finish(ctx);
 	ukvm_unsafe_clear_all();
 	race_evidence(ctx, "guest verification (src/guest, through the host mapping): "
 		      "%llu page checked, %llu lost write%s",
@@ -395,6 +396,7 @@ static enum race_verdict run_notifier_memslot_imbalance(struct race_ctx *ctx)
 				  atomic_load(&vm.vcpu->stat.pf_retry) - retry0 == 1 ? "y" : "ies");
 	}
 
+	race_finish(ctx);
 	ukvm_unsafe_clear_all();
 	inv0 = ukvm_invariant_failures();
 	race_vm_destroy(&vm);

@@ -158,6 +158,7 @@ static enum race_verdict run_srcu_sync_in_reader(struct race_ctx *ctx)
 		  "(%d memslots)", ctx->unsafe ? "slots_lock (knob SLOTS_LOCK_IN_SRCU)" :
 		  "slots_arch_lock", vj.r);
 
+	race_finish(ctx);
 	ukvm_unsafe_clear_all();
 	bug = validator_evidence(ctx);
 	clean = !sj.r && vj.r >= 0;
@@ -275,6 +276,7 @@ static enum race_verdict run_vcpu_mutex_vs_slots_lock(struct race_ctx *ctx)
 		  "takes each vcpu->mutex inside slots_lock (knob "
 		  "SLOTS_LOCK_UNDER_VCPU_REVERSED)" : "takes no vCPU lock inside slots_lock");
 
+	race_finish(ctx);
 	ukvm_unsafe_clear_all();
 	bug = validator_evidence(ctx);
 	clean = !vj.r && !lj.r;
@@ -402,12 +404,12 @@ static enum race_verdict run_notifier_takes_slots_lock(struct race_ctx *ctx)
 		}
 		race_continue(host);
 	}
-	race_wait_idle(host);
-	race_wait_idle(vmm);
+	race_finish(ctx);
 	race_step(ctx, "CPU 0: %sinvalidation finished; CPU 1: slot 1 %s",
 		  ctx->unsafe ? "the validator stopped mutex_lock(slots_lock), the " : "",
 		  sj.r ? "NOT created" : "created");
 
+	race_finish(ctx);
 	ukvm_unsafe_clear_all();
 	bug = validator_evidence(ctx);
 	race_evidence(ctx, "both threads finished: the invalidation %s, the memslot update %s",

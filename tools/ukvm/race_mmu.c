@@ -157,7 +157,7 @@ static enum race_verdict run_lost_dirty_bit(struct race_ctx *ctx)
 
 	race_stop_at(host, RP_SPTE_UPDATE_AFTER_READ, 1);
 	race_post(host, job_clear_young, &age);
-	ok = !r && race_wait_parked(host, RP_SPTE_UPDATE_AFTER_READ);
+	ok = race_wait_parked(host, RP_SPTE_UPDATE_AFTER_READ) && !r;
 	if (ok) {
 		race_step(ctx, "CPU 0: host_clear_young(P) -> KVM's aging, mmu_lock held for "
 			  "write: read SPTE %s, stopped before the store",
@@ -169,7 +169,7 @@ static enum race_verdict run_lost_dirty_bit(struct race_ctx *ctx)
 			  race_spte_str(race_vm_spte(&vm, PAGE_P), s, sizeof(s)));
 		race_continue(host);
 	}
-	race_wait_idle(host);
+	race_finish(ctx);
 	if (ok) {
 		race_step(ctx, "CPU 0: %s: SPTE %s",
 			  ctx->unsafe ? "plain store of the value read before (knob "
@@ -179,6 +179,7 @@ static enum race_verdict run_lost_dirty_bit(struct race_ctx *ctx)
 		race_step(ctx, "VMM: GET_DIRTY_LOG: P %s", logged ? "logged" : "NOT logged");
 	}
 
+	race_finish(ctx);
 	ukvm_unsafe_clear_all();
 	race_evidence(ctx, "guest dirty-round check (src/guest): %llu write%s completed "
 		      "before the round closed and in no dirty log since",
@@ -273,7 +274,7 @@ static enum race_verdict run_missed_tlb_flush(struct race_ctx *ctx)
 
 	race_stop_at(vmm, RP_WRPROT_BEFORE_FLUSH, 1);
 	race_post(vmm, job_get_log, &lj);
-	ok = !gw.r && race_wait_parked(vmm, RP_WRPROT_BEFORE_FLUSH);
+	ok = race_wait_parked(vmm, RP_WRPROT_BEFORE_FLUSH) && !gw.r;
 	if (ok) {
 		race_step(ctx, "CPU 0: GET_DIRTY_LOG: P harvested and write-protected "
 			  "(SPTE %s), mmu_lock dropped; stopped before the TLB flush",
@@ -290,7 +291,7 @@ static enum race_verdict run_missed_tlb_flush(struct race_ctx *ctx)
 		inv_before = ukvm_invariant_failures();
 		race_continue(vmm);
 	}
-	race_wait_idle(vmm);
+	race_finish(ctx);
 	if (ok && !lj.r) {
 		inv_after = ukvm_invariant_failures();
 		race_step(ctx, "CPU 0: %s; GET_DIRTY_LOG returns, P %s",
@@ -315,6 +316,7 @@ static enum race_verdict run_missed_tlb_flush(struct race_ctx *ctx)
 		race_step(ctx, "VMM: GET_DIRTY_LOG: P %s", logged ? "logged" : "NOT logged");
 	}
 
+	race_finish(ctx);
 	ukvm_unsafe_clear_all();
 	race_evidence(ctx, "guest dirty-round check (src/guest): %llu write%s completed "
 		      "before the round closed and in no dirty log since",

@@ -294,6 +294,7 @@ static enum race_verdict run_usage_lock_deadlock(struct race_ctx *ctx)
 	race_setup_done(ctx);
 
 	replay(ctx, &u, legacy);
+	race_finish(ctx);
 
 	if (!u.down_r && host_cpu_up(HOTPLUG_CPU))
 		race_evidence(ctx, "could not bring CPU %d back up", HOTPLUG_CPU);
