@@ -445,6 +445,7 @@ const struct race_scenario race_fast_pf_aba = {
 		"fault's cmpxchg cannot see a gfn change behind an unchanged SPTE, so it only\n"
 		"runs on direct shadow pages.",
 	.knob = -1,
-	.skip = "needs the shadow MMU (ukvm has only the TDP MMU, whose direct pages "
-		"make the ABA impossible)",
+	.skip = "needs the shadow MMU: guest accesses go through the TDP MMU's direct "
+		"pages, where the ABA cannot happen (the nested-EPT shadow pages model "
+		"write protection only, no SPTEs)",
 };
