@@ -111,7 +111,7 @@ static void probe_vm(void)
 {
 	const char *env = getenv(REALKVM_DISABLE_ENV);
 	struct realkvm_vm vm;
-	int r;
+	int r, fd;
 
 	if (env && *env) {
 		snprintf(vm_why, sizeof(vm_why), "disabled by %s", REALKVM_DISABLE_ENV);
@@ -122,13 +122,15 @@ static void probe_vm(void)
 		snprintf(vm_why, sizeof(vm_why), "cannot open /dev/kvm: %s", strerror(-r));
 		return;
 	}
-	close(r);
-	r = realkvm_vm_create(&vm);
-	if (r == -ENOTSUP) {
-		snprintf(vm_why, sizeof(vm_why), "/dev/kvm: KVM_GET_API_VERSION is not %d",
-			 KVM_API_VERSION);
+	fd = r;
+	r = realkvm_ioctl(fd, KVM_GET_API_VERSION, NULL);
+	close(fd);
+	if (r != KVM_API_VERSION) {
+		snprintf(vm_why, sizeof(vm_why), "/dev/kvm: KVM_GET_API_VERSION: %s",
+			 r < 0 ? strerror(-r) : "not 12");
 		return;
 	}
+	r = realkvm_vm_create(&vm);
 	if (r < 0) {
 		snprintf(vm_why, sizeof(vm_why), "/dev/kvm: KVM_CREATE_VM: %s", strerror(-r));
 		return;

@@ -40,6 +40,8 @@
 
 #define PTE_P		0x1ULL
 #define PTE_RW		0x2ULL
+#define PTE_A		0x20ULL
+#define PTE_D		0x40ULL
 #define PTE_PS		0x80ULL
 
 #define G_DONE_PORT	0x80
@@ -136,19 +138,24 @@ const char *realkvm_guest_last_exit(const struct realkvm_guest *g)
 	return g ? g->last_exit : "no guest";
 }
 
-/* The identity map of [0, REALKVM_GUEST_GPA_LIMIT): 2 MiB pages. */
+/*
+ * The identity map of [0, REALKVM_GUEST_GPA_LIMIT): 2 MiB pages, already
+ * Accessed and Dirty, so that the guest never writes its own page tables
+ * (with shadow paging each A/D update would be a write to a shadowed page).
+ */
 static void build_page_tables(uint8_t *mem, uint64_t code_gpa)
 {
 	uint64_t *pml4 = (uint64_t *)(mem + G_PML4);
 	uint64_t *pdpt = (uint64_t *)(mem + G_PDPT);
 
-	pml4[0] = (code_gpa + G_PDPT) | PTE_P | PTE_RW;
+	pml4[0] = (code_gpa + G_PDPT) | PTE_P | PTE_RW | PTE_A;
 	for (uint64_t gb = 0; gb < G_NR_PD; gb++) {
 		uint64_t *pd = (uint64_t *)(mem + G_PD + gb * 0x1000);
 
-		pdpt[gb] = (code_gpa + G_PD + gb * 0x1000) | PTE_P | PTE_RW;
+		pdpt[gb] = (code_gpa + G_PD + gb * 0x1000) | PTE_P | PTE_RW | PTE_A;
 		for (uint64_t i = 0; i < 512; i++)
-			pd[i] = (gb << 30) | (i << 21) | PTE_P | PTE_RW | PTE_PS;
+			pd[i] = (gb << 30) | (i << 21) | PTE_P | PTE_RW | PTE_PS |
+				PTE_A | PTE_D;
 	}
 }
 
