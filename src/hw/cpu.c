@@ -67,7 +67,7 @@ restart:
 			goto out;
 		}
 		pt = pfn_to_virt(va->mmu.root_pfn);
-		for (level = (int)root->role.level;; level--) {
+		for (level = (int)sp_role(root).level;; level--) {
 			sptep = &pt[spte_index(gfn, level)];
 			spte = atomic_load_explicit(sptep, memory_order_acquire);
 			if ((spte & VMX_EPT_RWX_MASK) == 0) {

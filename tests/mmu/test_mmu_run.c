@@ -175,11 +175,80 @@ static void test_vcpu_ioctls_between_runs(void **state)
 	mt_assert_clean();
 }
 
+/*
+ * A vCPU runs guest code while another thread invalidates every root again
+ * and again (ukvm_param_write_all_vms(): kvm_mmu_zap_all_fast()).  The
+ * CPU's EPT walk and the fast page fault read the root's role locklessly
+ * while the invalidation sets role.invalid: found by `ukvm run
+ * --param-writer` under ThreadSanitizer (a plain bitfield read against an
+ * atomic store).  Here TSan sees the race if it comes back; every build
+ * checks that the guest reads back what it wrote.
+ */
+#define ZAP_WORDS	64
+#define ZAP_ROUNDS	SCALE(3000)
+
+static struct {
+	struct kvm_vcpu *vcpu;
+	_Atomic bool done;
+	_Atomic unsigned long mismatches, accesses;
+} zr;
+
+static void *zap_vcpu_fn(void *arg)
+{
+	struct ukvm_guest_access ops[2 * ZAP_WORDS];
+	struct mt_script s;
+	struct kvm_run run;
+	uint64_t round = 0;
+
+	(void)arg;
+	while (!atomic_load(&zr.done)) {
+		round++;
+		for (int i = 0; i < ZAP_WORDS; i++) {
+			uint64_t gpa = GPA + (uint64_t)i * 4096 * 7 % SIZE + (uint64_t)(i % 8) * 8;
+
+			ops[i] = (struct ukvm_guest_access){ .gpa = gpa, .len = 8,
+				.type = UKVM_ACCESS_WRITE, .value = round << 8 | (uint64_t)i };
+			ops[ZAP_WORDS + i] = (struct ukvm_guest_access){ .gpa = gpa, .len = 8,
+				.type = UKVM_ACCESS_READ };
+		}
+		s = (struct mt_script){ .ops = ops, .n = 2 * ZAP_WORDS };
+		T_CHECK(mt_run_script(zr.vcpu, &s, &run) == 0);
+		for (int i = 0; i < ZAP_WORDS; i++)
+			if (ops[ZAP_WORDS + i].value != (round << 8 | (uint64_t)i))
+				atomic_fetch_add(&zr.mismatches, 1);
+		atomic_fetch_add(&zr.accesses, 2 * ZAP_WORDS);
+	}
+	return NULL;
+}
+
+static void test_run_against_zap_all_fast(void **state)
+{
+	const struct ukvm_vm_config cfg = { 0 };
+	struct mt_vm vm;
+	pthread_t vt;
+
+	(void)state;
+	mt_vm_create(&vm, &cfg, GPA, SIZE, 0, 0);
+	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &zr.vcpu), 0);
+	vt = start_thread("vcpu", zap_vcpu_fn, NULL);
+	for (int i = 0; i < ZAP_ROUNDS; i++) {
+		assert_true(ukvm_param_write_all_vms() >= 1);
+		while (atomic_load(&zr.accesses) < (unsigned long)(i + 1) * 2 * ZAP_WORDS)
+			usleep(50);
+	}
+	atomic_store(&zr.done, true);
+	join_thread(vt);
+	assert_int_equal(atomic_load(&zr.mismatches), 0);
+	mt_vm_destroy(&vm);
+	mt_assert_clean();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backed_out_entry_wakes_flusher),
 		cmocka_unit_test(test_vcpu_ioctls_between_runs),
+		cmocka_unit_test(test_run_against_zap_all_fast),
 	};
 
 	return cmocka_run_group_tests_name("mmu_run", tests,

@@ -200,6 +200,18 @@ static inline struct kvm_mmu_page *root_to_sp(struct kvm_mmu *mmu)
 	return mmu->root;
 }
 
+/*
+ * A page's role as one word.  kvm_tdp_mmu_invalidate_all_roots() sets
+ * role.invalid of a root with an atomic store under mmu_lock (write) while
+ * lockless walkers (the CPU, the fast page fault, Dirty-bit harvesting)
+ * read the root's level: they must read the word atomically too.
+ */
+static inline union kvm_mmu_page_role sp_role(const struct kvm_mmu_page *sp)
+{
+	return (union kvm_mmu_page_role){
+		.word = __atomic_load_n(&sp->role.word, __ATOMIC_RELAXED) };
+}
+
 /* Results of the page-fault handlers (arch/x86/kvm/mmu/mmu_internal.h). */
 enum {
 	RET_PF_CONTINUE = 0,

@@ -28,15 +28,23 @@ void tdp_iter_restart(struct tdp_iter *iter)
 void tdp_iter_start(struct tdp_iter *iter, struct kvm_mmu_page *root,
 		    int min_level, gfn_t next_last_level_gfn)
 {
-	if (!root || root->role.level < 1 || root->role.level > PT64_ROOT_MAX_LEVEL) {
+	union kvm_mmu_page_role role;
+
+	if (!root) {
+		iter->valid = false;
+		return;
+	}
+	/* Lockless walks too: the root may be invalidated meanwhile. */
+	role = sp_role(root);
+	if (role.level < 1 || role.level > PT64_ROOT_MAX_LEVEL) {
 		iter->valid = false;
 		return;
 	}
 	iter->next_last_level_gfn = next_last_level_gfn;
-	iter->root_level = root->role.level;
+	iter->root_level = (int)role.level;
 	iter->min_level = min_level;
 	iter->pt_path[iter->root_level - 1] = root->spt;
-	iter->as_id = root->role.as_id;
+	iter->as_id = (int)role.as_id;
 	tdp_iter_restart(iter);
 }
 

@@ -171,7 +171,7 @@ int kvm_tdp_mmu_get_walk(struct kvm_vcpu *vcpu, gfn_t gfn, uint64_t *sptes,
 
 	if (!root)
 		return -1;
-	*root_level = (int)root->role.level;
+	*root_level = (int)sp_role(root).level;
 	ukvm_rcu_read_lock();
 	for_each_tdp_pte(iter, root, gfn, gfn + 1) {
 		leaf = iter.level;
