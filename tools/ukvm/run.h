@@ -75,7 +75,8 @@ enum run_counter {
 	RC_IOCTL_KICKS, RC_IOCTL_ROUNDS, RC_IOCTL_APIC_BASE, RC_IOCTL_HV,
 	RC_IOCTL_XEN, RC_IOCTL_TSC, RC_IOCTL_APICV,
 	RC_MIG_DONE, RC_MIG_ROUNDS, RC_MIG_PAGES, RC_MIG_DIFF_PAGES,
-	RC_MIG_DIFF_BYTES, RC_MIG_DOWNTIME_PAGES,
+	RC_MIG_DIFF_BYTES, RC_MIG_DOWNTIME_PAGES, RC_MIG_CONVERGED,
+	RC_MIG_THROTTLE_PARKS,
 	RC_VCPU_PARKS,
 	RC_UNEXPECTED,
 	RC_NR
@@ -115,6 +116,7 @@ struct run_migration {
 	uint64_t downtime_pages;
 	uint64_t diff_pages, diff_bytes;
 	double downtime_ms;
+	unsigned int max_throttle;		/* auto-converge, % parked */
 };
 
 #define RUN_MAX_STATS		160

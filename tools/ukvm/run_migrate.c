@@ -10,7 +10,10 @@
  *      to the destination;
  *   3. rounds: close the round, GET (+ CLEAR) each slot's log, record it in
  *      the checker, copy the dirty pages; until the dirty set is small
- *      (< max(64 pages, 1% of memory)) or the round limit;
+ *      (< max(64 pages, 1% of memory)) or the round limit.  Auto-converge
+ *      (QEMU's CPU throttling, by parking): from the third round on, the
+ *      vCPUs are parked for a growing share of each round's copying
+ *      (50%, 75%, 90%, 95%, 99%), so that they dirty less than we copy;
  *   4. stop the vCPUs (kicked out of KVM_RUN, they park and do not enter
  *      again), a last round: the downtime set;
  *   5. compare the destination with the source byte for byte, every page;
@@ -33,7 +36,38 @@ struct mig {
 	uint8_t *dst;
 	unsigned long *bitmap;
 	uint64_t copied;
+	unsigned int throttle;		/* % of the copying with vCPUs parked */
+	bool parked;
 };
+
+static const unsigned int throttle_steps[] = { 0, 0, 50, 75, 90, 95, 99 };
+
+/*
+ * Auto-converge: of every 100 pages copied, the vCPUs are parked during the
+ * first @throttle (and during the round's GETs, which start a window).
+ */
+static void throttle_step(struct mig *m)
+{
+	unsigned int pos = (unsigned int)(m->copied % 100);
+
+	if (!m->throttle)
+		return;
+	if (pos == 0 && !m->parked) {
+		run_vcpus_stop(m->r, false);
+		m->parked = true;
+		run_count(m->r, RC_MIG_THROTTLE_PARKS, 1);
+	} else if (pos == m->throttle && m->parked) {
+		run_vcpus_resume(m->r);
+		m->parked = false;
+	}
+}
+
+static void throttle_end(struct mig *m)
+{
+	if (m->parked)
+		run_vcpus_resume(m->r);
+	m->parked = false;
+}
 
 static uint8_t *dst_page(struct mig *m, int s, uint64_t page)
 {
@@ -50,6 +84,7 @@ static void copy_page(struct mig *m, int s, uint64_t page)
 	if (ret)
 		run_unexpected(m->r, "migration: reading guest memory", ret);
 	m->copied++;
+	throttle_step(m);
 }
 
 static void copy_dirty(struct run *r, int s, const unsigned long *bitmap, void *arg)
@@ -123,13 +158,21 @@ static bool migrate_once(struct mig *m)
 	cur.pages[0] = m->copied;
 
 	do {
+		unsigned int step = cur.rounds < sizeof(throttle_steps) / sizeof(throttle_steps[0]) ?
+				    cur.rounds : sizeof(throttle_steps) / sizeof(throttle_steps[0]) - 1;
+
+		m->throttle = throttle_steps[step];
+		if (m->throttle > cur.max_throttle)
+			cur.max_throttle = m->throttle;
 		m->copied = 0;
+		throttle_step(m);	/* throttled: the GETs run parked too */
 		dirty = run_dirty_round(r, m->bitmap, copy_dirty, m);
+		throttle_end(m);
 		if (dirty < 0)
 			break;
 		cur.pages[++cur.rounds] = m->copied;
-	} while ((uint64_t)dirty >= threshold && cur.rounds < r->o.migrate_rounds &&
-		 !atomic_load(&r->deadline));
+	} while ((uint64_t)dirty >= threshold && cur.rounds < r->o.migrate_rounds);
+	m->throttle = 0;
 
 	/* Stop and copy. */
 	last = atomic_load(&r->deadline);
@@ -154,6 +197,8 @@ static bool migrate_once(struct mig *m)
 	run_count(r, RC_MIG_DOWNTIME_PAGES, cur.downtime_pages);
 	run_count(r, RC_MIG_DIFF_PAGES, cur.diff_pages);
 	run_count(r, RC_MIG_DIFF_BYTES, cur.diff_bytes);
+	if ((uint64_t)dirty < threshold)
+		run_count(r, RC_MIG_CONVERGED, 1);
 	r->mig = cur;
 	return last || dirty < 0;
 }

@@ -249,7 +249,10 @@ static int parse_one(int c, struct run_opts *o, bool *passes_set, bool *duration
 			return bad("duration", optarg, "expected seconds, > 0");
 		*duration_set = true;
 		break;
-	case O_SEED: NUM_ARG("seed", 0, UINT64_MAX, o->seed); break;
+	case O_SEED:
+		if (!parse_u64(optarg, 0, UINT64_MAX, &o->seed))
+			return bad("seed", optarg, "expected an unsigned 64-bit integer");
+		break;
 	case O_DIRTY_MODE:
 		if (!strcmp(optarg, "wrprot"))
 			o->dirty_mode = UKVM_DIRTY_WRPROT;
@@ -294,6 +297,7 @@ int run_parse_opts(int argc, char **argv, struct run_opts *o)
 	int c, ret;
 
 	set_defaults(o);
+	argv[0] = (char *)"ukvm run";	/* getopt's own messages */
 	/* First pass: --help and --demo (quietly: errors come in the second). */
 	opterr = 0;
 	optind = 1;

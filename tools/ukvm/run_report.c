@@ -258,6 +258,8 @@ static const struct {
 	{ "migration", "migrations", RC_MIG_DONE },
 	{ "migration", "rounds", RC_MIG_ROUNDS },
 	{ "migration", "pages_copied", RC_MIG_PAGES },
+	{ "migration", "converged", RC_MIG_CONVERGED },
+	{ "migration", "throttle_parks", RC_MIG_THROTTLE_PARKS },
 	{ "migration", "downtime_pages", RC_MIG_DOWNTIME_PAGES },
 	{ "migration", "diff_bytes", RC_MIG_DIFF_BYTES },
 };

@@ -10,7 +10,7 @@
 #include "lockdep/lockdep.h"
 #include "run.h"
 
-#define LABEL_W		14
+#define LABEL_W		16
 #define LINE_W		100
 
 static const char *const check_keys[CK_NR] = {
@@ -80,16 +80,27 @@ static void print_stats(const struct run *r, FILE *f)
 static void print_migration(const struct run *r, FILE *f)
 {
 	const struct run_migration *m = &r->mig;
+	int col;
 
-	fprintf(f, "%-*sthe last one: full copy %llu pages, then", LABEL_W, "migration",
-		(unsigned long long)m->pages[0]);
-	for (unsigned int i = 1; i <= m->rounds; i++)
-		fprintf(f, "%s %llu", i == 1 ? " rounds of" : "",
-			(unsigned long long)m->pages[i]);
+	col = fprintf(f, "%-*sfull copy %llu pages, then", LABEL_W, "last migration",
+		      (unsigned long long)m->pages[0]);
 	if (!m->rounds)
-		fprintf(f, " no round");
-	fprintf(f, " pages;\n%-*sdowntime set %llu pages (vCPUs stopped %.1f ms); "
-		"destination %s source (%llu pages, %llu bytes differ)\n", LABEL_W, "",
+		col += fprintf(f, " no pre-copy round");
+	for (unsigned int i = 1; i <= m->rounds; i++) {
+		char item[32];
+		int n = snprintf(item, sizeof(item), "%s %llu", i == 1 ? " rounds of" : "",
+				 (unsigned long long)m->pages[i]);
+
+		if (col + n > LINE_W)
+			col = fprintf(f, "\n%-*s", LABEL_W, "") - 1;
+		col += fprintf(f, "%s", item);
+	}
+	fprintf(f, " pages\n");
+	if (m->max_throttle)
+		fprintf(f, "%-*sauto-converge: vCPUs parked up to %u%% of the copying\n",
+			LABEL_W, "", m->max_throttle);
+	fprintf(f, "%-*sdowntime set %llu pages (vCPUs stopped %.1f ms); destination %s "
+		"source (%llu pages, %llu bytes differ)\n", LABEL_W, "",
 		(unsigned long long)m->downtime_pages, m->downtime_ms,
 		m->diff_pages ? "!=" : "==", (unsigned long long)m->diff_pages,
 		(unsigned long long)m->diff_bytes);
@@ -225,9 +236,9 @@ static void json_write(struct run *r, const struct run_verify *v, FILE *f)
 	fprintf(f, "  \"migration_last\": {\"rounds\": %u, \"pages\": [", m->rounds);
 	for (unsigned int i = 0; r->o.migrate && i <= m->rounds; i++)
 		fprintf(f, "%s%llu", i ? ", " : "", (unsigned long long)m->pages[i]);
-	fprintf(f, "], \"downtime_pages\": %llu, \"downtime_ms\": %.3f, "
-		"\"diff_pages\": %llu, \"diff_bytes\": %llu},\n",
-		(unsigned long long)m->downtime_pages, m->downtime_ms,
+	fprintf(f, "], \"max_throttle_percent\": %u, \"downtime_pages\": %llu, "
+		"\"downtime_ms\": %.3f, \"diff_pages\": %llu, \"diff_bytes\": %llu},\n",
+		m->max_throttle, (unsigned long long)m->downtime_pages, m->downtime_ms,
 		(unsigned long long)m->diff_pages, (unsigned long long)m->diff_bytes);
 	fprintf(f, "  \"checks\": {");
 	for (int c = 0; c < CK_NR; c++)
