@@ -94,8 +94,7 @@ int fast_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault)
 			break;
 		if (fast_pf_fix_direct_spte(vcpu, fault, sptep, spte, new_spte)) {
 			ret = RET_PF_FIXED;
-			atomic_fetch_add_explicit(&kvm_x86(kvm)->stat.fast_pf_fixed, 1,
-						  memory_order_relaxed);
+			/* Per vCPU: a VM-wide counter would bounce between CPUs. */
 			atomic_fetch_add_explicit(&vcpu->stat.pf_fast, 1,
 						  memory_order_relaxed);
 			break;

@@ -108,7 +108,7 @@ struct kvm_arch {
 		_Atomic long pages[KVM_NR_PAGE_SIZES];	/* leaf SPTEs per size */
 		_Atomic unsigned long tables_allocated, tables_freed;
 		_Atomic unsigned long roots_allocated, zaps, wrprot_flushes;
-		_Atomic unsigned long fast_pf_fixed, mmio_sptes, huge_splits;
+		_Atomic unsigned long mmio_sptes, huge_splits;
 		_Atomic unsigned long pi_posted, pi_notifications, pi_wakeups;
 		/*
 		 * Indirect shadow pages (shadow.c, nested.c): created

@@ -149,14 +149,24 @@ _Atomic uint64_t *kvm_tdp_mmu_fast_pf_get_last_sptep(struct kvm_vcpu *vcpu,
 						     int *level)
 {
 	struct kvm_mmu_page *root = vcpu_x86(vcpu)->mmu.root;
-	_Atomic uint64_t *sptep = NULL;
-	struct tdp_iter iter;
+	_Atomic uint64_t *pt, *sptep = NULL;
 
+	/*
+	 * One descent, as the CPU's walker does it: the generic iterator's
+	 * restart and sibling logic is not needed for a single gfn, and this
+	 * is the hot part of the fast path.  Caller holds RCU.
+	 */
 	*spte = FROZEN_SPTE;
-	for_each_tdp_pte(iter, root, gfn, gfn + 1) {
-		*spte = iter.old_spte;
-		*level = iter.level;
-		sptep = iter.sptep;
+	if (!root)
+		return NULL;
+	pt = root->spt;
+	for (int lvl = (int)sp_role(root).level;; lvl--) {
+		sptep = &pt[spte_index(gfn, lvl)];
+		*spte = atomic_load_explicit(sptep, memory_order_acquire);
+		*level = lvl;
+		if (!is_shadow_present_pte(*spte) || is_last_spte(*spte, lvl))
+			break;
+		pt = spte_to_child_pt(*spte, lvl);
 	}
 	return sptep;
 }
