@@ -40,7 +40,11 @@
 #define KVM_MAX_VCPUS		64
 #define KVM_MEMSLOT_INVALID	(1UL << 16)	/* kernel-internal slot flag */
 #define KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS (1ULL << 63)
-#define KVM_MEMSLOT_ID_HASH_BITS 7
+/*
+ * KVM hashes slot ids into 128 buckets; with up to 32,767 slots that is
+ * chains of 250, and create/lookup by id stops being flat.  ukvm uses 4096.
+ */
+#define KVM_MEMSLOT_ID_HASH_BITS 12
 
 /* ---------------------------------------------------------------------- */
 /* Memslots                                                               */
