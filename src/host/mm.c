@@ -217,6 +217,28 @@ int vma_split(struct host_mm *mm, unsigned long addr)
 	return 0;
 }
 
+/*
+ * The lowest free range of @len bytes aligned to @align (mmap_lock held):
+ * get_unmapped_area()'s answer once the bump pointer has reached the top.
+ * 0 if there is none.
+ */
+static unsigned long find_unmapped_area(struct host_vma_array *a, unsigned long len,
+					unsigned long align)
+{
+	unsigned long start = HOST_MMAP_BASE;
+
+	for (unsigned int i = 0; i <= a->nr; i++) {
+		unsigned long end = i < a->nr ? a->vma[i]->start : HOST_MMAP_LIMIT;
+		unsigned long hva = ALIGN_UP(start, align);
+
+		if (hva >= start && hva <= end && end - hva >= len)
+			return hva;
+		if (i < a->nr)
+			start = a->vma[i]->end;
+	}
+	return 0;
+}
+
 unsigned long host_mmap(struct host_mm *mm, size_t size, unsigned int flags)
 {
 	unsigned long align = (flags & VM_HUGE_1G) ? PUD_SIZE : PMD_SIZE;
@@ -226,6 +248,7 @@ unsigned long host_mmap(struct host_mm *mm, size_t size, unsigned int flags)
 	unsigned long hva, len;
 	unsigned int i;
 	int ret = -ENOMEM;
+	bool bumped;
 
 	if (!size || !(flags & VM_READ) ||
 	    (flags & ~(VM_READ | VM_WRITE | VM_THP | VM_HUGE_1G)) ||
@@ -255,16 +278,21 @@ unsigned long host_mmap(struct host_mm *mm, size_t size, unsigned int flags)
 	}
 
 	down_write(&mm->mmap_lock);
-	hva = ALIGN_UP(mm->next_hva, align);
-	if (hva + len > HOST_MMAP_LIMIT || hva + len < hva)
-		goto fail;
 	a = mm_vmas(mm);
+	hva = ALIGN_UP(mm->next_hva, align);
+	bumped = hva + len <= HOST_MMAP_LIMIT && hva + len > hva;
+	/* Above the last mapping until the top, then what munmap() freed. */
+	if (!bumped)
+		hva = find_unmapped_area(a, len, align);
+	if (!hva)
+		goto fail;
 	n = vma_array_alloc(a->nr + 1);
 	vma = vma_alloc(hva, hva + len, flags, pt);
 	if (!n || !vma)
 		goto fail;
 	pt->base = hva;
-	mm->next_hva = hva + len;
+	if (bumped)
+		mm->next_hva = hva + len;
 	i = vma_index(a, hva);
 	memcpy(n->vma, a->vma, i * sizeof(a->vma[0]));
 	n->vma[i] = vma;
