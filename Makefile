@@ -51,3 +51,17 @@ bench:
 
 clean:
 	rm -rf build build-asan build-tsan build-release
+
+# libFuzzer on the memslot + dirty-log API (fuzz/fuzz_memslot.c): new inputs
+# go to build-fuzz/corpus, fuzz/corpus is the committed seed corpus.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz
+fuzz:
+	@scripts/deps.sh test
+	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
+		-Dtests=false -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fno-sanitize-recover=undefined >/dev/null
+	@ninja -C build-fuzz fuzz/fuzz_memslot >/dev/null
+	@mkdir -p build-fuzz/corpus
+	build-fuzz/fuzz/fuzz_memslot -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		build-fuzz/corpus fuzz/corpus
