@@ -186,6 +186,17 @@ struct page *alloc_thp_block(void);
 struct page *alloc_gigantic(void);
 /* Drop one reference and one mapcount of each of @nr frames from @pfn. */
 void unmap_put_frames(unsigned long pfn, unsigned long nr);
+/* The zone's 4 KiB free list, in batches (physmem.c, zone->lock). */
+unsigned int zone_take_frames(uint32_t *out, unsigned int n);
+void zone_give_frames(const uint32_t *pfns, unsigned int n);
+
+/* Per-CPU free-frame caches (pcp.c, &pcp->lock). */
+void pcp_init(void);
+unsigned long pcp_take_frame(void);
+void pcp_give_frame(unsigned long pfn);
+unsigned long pcp_drain_all(void);
+void pcp_account(bool kernel, bool anon, long delta);
+void pcp_get_stats(unsigned long *cached, long *kernel, long *anon);
 
 /* ---------------------------------------------------------------------- */
 /* Faults and get_user_pages (fault.c, gup.c)                             */

@@ -59,7 +59,6 @@ static struct {
 	bool poison;
 	_Atomic unsigned long alloc_failures, huge_alloc_failures;
 	_Atomic unsigned long poison_violations;
-	_Atomic long frames_kernel, frames_anon;
 } phys;
 
 /* ---------------------------------------------------------------------- */
@@ -68,12 +67,23 @@ static struct {
 
 #define WORDS_PER_FRAME (PAGE_SIZE / sizeof(uint64_t))
 
+/*
+ * A frame being zeroed is ours alone (off the free lists, no reference):
+ * only a bug — a write through a stale translation — can touch it now.
+ * Plain memset (clear_page()) is several times cheaper than word-by-word
+ * atomics, which only the TSan build keeps, so that such a bug shows as
+ * the lost write it is rather than as a data-race report.
+ */
 void frame_zero(unsigned long pfn)
 {
+#if UKVM_TSAN
 	_Atomic uint64_t *w = pfn_to_virt(pfn);
 
 	for (unsigned int i = 0; i < WORDS_PER_FRAME; i++)
 		atomic_store_explicit(&w[i], 0, memory_order_relaxed);
+#else
+	memset((void *)pfn_to_virt(pfn), 0, PAGE_SIZE);
+#endif
 }
 
 void frame_copy(unsigned long dst_pfn, unsigned long src_pfn)
@@ -156,37 +166,52 @@ static long block_pop(struct zone *zone)
 	return blk;
 }
 
-static unsigned long zone_take_frame(struct zone *zone)
+/* Up to @n free 4 KiB frames into @out (the per-CPU caches' refill). */
+unsigned int zone_take_frames(uint32_t *out, unsigned int n)
 {
-	unsigned long pfn = INVALID_PFN;
+	struct zone *zone = &host_zone;
+	unsigned int got = 0;
 	long blk;
 
 	spin_lock(&zone->lock);
-	if (zone->nr_free4k) {
-		pfn = zone->free4k[--zone->nr_free4k];
-	} else if ((blk = block_pop(zone)) >= 0) {
-		pfn = (unsigned long)blk * FRAMES_PER_BLOCK;
-		for (unsigned int i = FRAMES_PER_BLOCK - 1; i > 0; i--)
-			zone->free4k[zone->nr_free4k++] = (uint32_t)(pfn + i);
+	while (got < n) {
+		if (zone->nr_free4k) {
+			out[got++] = zone->free4k[--zone->nr_free4k];
+		} else if ((blk = block_pop(zone)) >= 0) {
+			unsigned long pfn = (unsigned long)blk * FRAMES_PER_BLOCK;
+
+			for (unsigned int i = FRAMES_PER_BLOCK; i-- > 0;)
+				zone->free4k[zone->nr_free4k++] = (uint32_t)(pfn + i);
+		} else {
+			break;
+		}
 	}
 	spin_unlock(&zone->lock);
-	return pfn;
+	return got;
 }
 
-static void zone_give_frame(struct zone *zone, unsigned long pfn, bool huge)
+/* Give back 4 KiB frames that never were part of a huge allocation. */
+void zone_give_frames(const uint32_t *pfns, unsigned int n)
 {
-	spin_lock(&zone->lock);
-	if (huge) {
-		unsigned long blk = pfn / FRAMES_PER_BLOCK;
+	struct zone *zone = &host_zone;
 
-		zone->nr_pending++;
-		if (++zone->block_pending[blk] == FRAMES_PER_BLOCK) {
-			zone->block_pending[blk] = 0;
-			zone->nr_pending -= FRAMES_PER_BLOCK;
-			block_push(zone, blk);
-		}
-	} else {
-		zone->free4k[zone->nr_free4k++] = (uint32_t)pfn;
+	spin_lock(&zone->lock);
+	for (unsigned int i = 0; i < n; i++)
+		zone->free4k[zone->nr_free4k++] = pfns[i];
+	spin_unlock(&zone->lock);
+}
+
+/* A frame of a THP or 1 GiB allocation: its block counts it. */
+static void zone_give_huge_frame(struct zone *zone, unsigned long pfn)
+{
+	unsigned long blk = pfn / FRAMES_PER_BLOCK;
+
+	spin_lock(&zone->lock);
+	zone->nr_pending++;
+	if (++zone->block_pending[blk] == FRAMES_PER_BLOCK) {
+		zone->block_pending[blk] = 0;
+		zone->nr_pending -= FRAMES_PER_BLOCK;
+		block_push(zone, blk);
 	}
 	spin_unlock(&zone->lock);
 }
@@ -197,10 +222,7 @@ static void zone_give_frame(struct zone *zone, unsigned long pfn, bool huge)
 
 static void account(uint32_t flags, long delta)
 {
-	if (flags & PG_kernel)
-		atomic_fetch_add_explicit(&phys.frames_kernel, delta, memory_order_relaxed);
-	if (flags & PG_anon)
-		atomic_fetch_add_explicit(&phys.frames_anon, delta, memory_order_relaxed);
+	pcp_account(flags & PG_kernel, flags & PG_anon, delta);
 }
 
 /* The frame is ours alone (refcount 0, off the free lists). */
@@ -221,7 +243,7 @@ static void prep_new_frame(unsigned long pfn, uint32_t flags)
 
 static struct page *alloc_frame(uint32_t flags)
 {
-	unsigned long pfn = zone_take_frame(&host_zone);
+	unsigned long pfn = pcp_take_frame();
 
 	if (pfn == INVALID_PFN) {
 		atomic_fetch_add(&phys.alloc_failures, 1);
@@ -315,7 +337,10 @@ static void free_frame(struct page *p)
 		frame_poison(pfn);
 	atomic_store_explicit(&p->flags, phys.poison ? PG_poisoned : 0,
 			      memory_order_relaxed);
-	zone_give_frame(&host_zone, pfn, flags & PG_huge);
+	if (flags & PG_huge)
+		zone_give_huge_frame(&host_zone, pfn);
+	else
+		pcp_give_frame(pfn);
 }
 
 bool get_page_unless_zero(struct page *p)
@@ -412,6 +437,7 @@ int physmem_init(size_t mem_bytes, bool poison)
 		return -ENOMEM;
 	}
 	spin_lock_init(&zone->lock);
+	pcp_init();
 	zone->nr_free4k = 0;
 	zone->nr_free_blocks = 0;
 	zone->nr_pending = 0;
@@ -453,18 +479,21 @@ void physmem_exit(void)
 void host_mem_get_stats(struct host_mem_stats *st)
 {
 	struct zone *zone = &host_zone;
+	unsigned long cached;
+	long kernel, anon;
 
 	memset(st, 0, sizeof(*st));
 	if (!host_pages)
 		return;
+	pcp_get_stats(&cached, &kernel, &anon);
 	spin_lock(&zone->lock);
-	st->frames_free = zone->nr_free4k + zone->nr_pending +
+	st->frames_free = cached + zone->nr_free4k + zone->nr_pending +
 			  zone->nr_free_blocks * FRAMES_PER_BLOCK;
 	st->huge_blocks_free = zone->nr_free_blocks;
 	spin_unlock(&zone->lock);
 	st->frames_total = host_nr_frames - 1;
-	st->frames_kernel = (unsigned long)atomic_load(&phys.frames_kernel);
-	st->frames_anon = (unsigned long)atomic_load(&phys.frames_anon);
+	st->frames_kernel = (unsigned long)kernel;
+	st->frames_anon = (unsigned long)anon;
 	st->alloc_failures = atomic_load(&phys.alloc_failures);
 	st->huge_alloc_failures = atomic_load(&phys.huge_alloc_failures);
 	st->poison_violations = atomic_load(&phys.poison_violations);

@@ -3,6 +3,7 @@
  * Host physical memory: lifetime, the allocator (4 KiB frames, 2 MiB
  * blocks, exhaustion and recovery), refcounts, and poisoning of freed frames.
  */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "host_test.h"
@@ -80,6 +81,60 @@ static void test_exhaustion_and_recovery(void **state)
 	assert_int_equal(st.frames_kernel, 0);
 	assert_int_equal(st.frames_anon, 0);
 	assert_int_equal(st.poison_violations, 0);
+	free(pages);
+}
+
+/*
+ * Frames freed by another thread sit in that thread's per-CPU cache: they
+ * are free (counted so), and running out of memory drains them first.
+ */
+struct cacher {
+	unsigned long n;
+};
+
+static void *cacher_fn(void *arg)
+{
+	struct cacher *c = arg;
+	struct page *p[64];
+
+	for (unsigned long i = 0; i < c->n; i++)
+		p[i] = alloc_page();
+	for (unsigned long i = 0; i < c->n; i++)
+		if (p[i])
+			put_page(p[i]);
+	return NULL;
+}
+
+static void test_exhaustion_drains_cpu_caches(void **state)
+{
+	struct page **pages = calloc(NR_FRAMES + 1, sizeof(*pages));
+	struct cacher c = { .n = 64 };
+	struct host_mem_stats st;
+	unsigned long n = 0;
+
+	(void)state;
+	assert_non_null(pages);
+	{
+		pthread_t t;
+
+		assert_int_equal(pthread_create(&t, NULL, cacher_fn, &c), 0);
+		assert_int_equal(pthread_join(t, NULL), 0);
+	}
+	host_mem_get_stats(&st);
+	assert_int_equal(st.frames_free, NR_FRAMES);
+	assert_int_equal(st.frames_kernel, 0);
+	/* Every frame can be had, including those cached by the other thread. */
+	while ((pages[n] = alloc_page()))
+		n++;
+	assert_int_equal(n, NR_FRAMES);
+	host_mem_get_stats(&st);
+	assert_int_equal(st.frames_free, 0);
+	assert_int_equal(st.frames_kernel, NR_FRAMES);
+	while (n)
+		put_page(pages[--n]);
+	host_mem_get_stats(&st);
+	assert_int_equal(st.frames_free, NR_FRAMES);
+	assert_int_equal(st.frames_kernel, 0);
 	free(pages);
 }
 
@@ -209,6 +264,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		HOST_TEST(test_init_exit),
 		HOST_TEST(test_exhaustion_and_recovery),
+		HOST_TEST(test_exhaustion_drains_cpu_caches),
 		HOST_TEST(test_refcount_and_poison),
 		HOST_TEST(test_frame_helpers),
 		HOST_TEST(test_huge_blocks),
