@@ -12,8 +12,8 @@
  * (EXITING_GUEST_MODE): that is the IPI.  The TLB is flushed only on a flush
  * request or a root change, so a missing flush really leaves stale entries.
  *
- * Frames are accessed with atomics only, so a write through a stale entry
- * into a freed frame loses data instead of being undefined behaviour.
+ * Guest accesses to frames are atomics, so a write through a stale entry
+ * into a freed frame loses data instead of crashing.
  */
 #ifndef UKVM_HW_HW_H
 #define UKVM_HW_HW_H
