@@ -399,7 +399,7 @@ out:
 static void clear_log(struct dd_scn *s, struct dd_slot *d)
 {
 	struct kvm_clear_dirty_log log = { .slot = d->id };
-	uint64_t k = diff_below(&s->rng, 100);
+	uint64_t k = diff_below(&s->rng, 100), rest;
 	uint8_t *bits;
 	size_t len;
 	char call[96];
@@ -409,13 +409,14 @@ static void clear_log(struct dd_scn *s, struct dd_slot *d)
 			 diff_below(&s->rng, d->npages + 1);
 	if (log.first_page > d->npages)
 		log.first_page = d->npages;
+	rest = d->npages - log.first_page;
 	k = diff_below(&s->rng, 100);
 	if (k < 50)
-		log.num_pages = (uint32_t)(d->npages - log.first_page);
+		log.num_pages = (uint32_t)rest;
 	else if (k < 85)
-		log.num_pages = (uint32_t)(diff_below(&s->rng, (d->npages - log.first_page) / 64 + 1) * 64);
+		log.num_pages = (uint32_t)(diff_below(&s->rng, rest / 64 + 1) * 64);
 	else
-		log.num_pages = (uint32_t)diff_below(&s->rng, d->npages - log.first_page + 65);
+		log.num_pages = (uint32_t)diff_below(&s->rng, rest + 65);
 	len = ((size_t)log.num_pages + 63) / 64 * 8 + 8;
 	bits = malloc(len);
 	if (!bits)

@@ -165,7 +165,9 @@ static void corrupt(struct ms_seq *s, struct kvm_userspace_memory_region *m)
 	case 3: m->memory_size = (MAX_NR_PAGES + 1 + diff_below(&s->rng, 4)) * PAGE; break;
 	case 4: m->memory_size = (diff_rand(&s->rng) | (1ULL << 62)) & ~(PAGE - 1); break;
 	case 5: m->guest_phys_addr = (~0ULL << 12) - diff_below(&s->rng, 4) * PAGE; break;
-	case 6: m->guest_phys_addr = 1ULL << (s->c->host.max_gpa_bits + diff_below(&s->rng, 3)); break;
+	case 6:
+		m->guest_phys_addr = 1ULL << (s->c->host.max_gpa_bits + diff_below(&s->rng, 3));
+		break;
 	case 7: m->userspace_addr = s->c->host.hva_limit - m->memory_size + PAGE; break;
 	case 8: m->flags |= 1u << (2 + diff_below(&s->rng, 30)); break;
 	case 9: m->slot = (uint32_t)diff_rand(&s->rng); break;
@@ -301,7 +303,8 @@ static void get_log(struct ms_seq *s, uint32_t slot)
 	if (s->c->verbose > 1)
 		printf("  %s = %s\n", call, diff_err(rr));
 	if (rr != ur) {
-		diff_check(s->c, s->st, false, call, "real %s, ukvm %s", diff_err(rr), diff_err(ur));
+		diff_check(s->c, s->st, false, call, "real %s, ukvm %s", diff_err(rr),
+			   diff_err(ur));
 		s->diverged = true;
 	} else if (!rr && !null && !bitmaps_equal(rb, ub, len, msg, sizeof(msg))) {
 		diff_check(s->c, s->st, false, call, "%s", msg);
