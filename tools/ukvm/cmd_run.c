@@ -22,12 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "host/host.h"
 #include "lockdep/lockdep.h"
 #include "machine.h"
 #include "run.h"
+#include "sync/race.h"
 #include "sync/thread.h"
 #include "ukvm_cmd.h"
 
@@ -40,6 +42,19 @@ static void on_sigint(int sig)
 {
 	(void)sig;
 	interrupted = 1;
+}
+
+/* The stop sequence did not finish: a thread is stuck (deadlock?). */
+static void on_watchdog(int sig)
+{
+	static const char msg[] = "\nukvm run: FAIL: the stop sequence is stuck "
+		"(a deadlock?); see --watchdog\n";
+	ssize_t n;
+
+	(void)sig;
+	n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)n;
+	_exit(1);
 }
 
 double run_now(void)
@@ -106,6 +121,7 @@ static int start_churn(struct run *r)
 		{ offsetof(struct run_opts, vm_churn), RT_VM, "vm-churn", run_vm_thread },
 		{ offsetof(struct run_opts, param_writer), RT_PARAM, "param-writer", run_param_thread },
 		{ offsetof(struct run_opts, vcpu_ioctls), RT_IOCTLS, "vcpu-ioctls", run_ioctls_thread },
+		{ offsetof(struct run_opts, irqs), RT_IRQ, "irqs", run_irq_thread },
 		{ offsetof(struct run_opts, migrate), RT_MIGRATE, "migrate", run_migrate_thread },
 	};
 
@@ -223,6 +239,7 @@ static int finish(struct run *r)
 	run_vm_destroy(r);
 	run_verify_host(r, &v);
 	machine_stop();
+	ukvm_unsafe_clear_all();
 	run_verify_final(r, &v);
 
 	if (r->o.dot_path && write_dot(r->o.dot_path))
@@ -273,6 +290,13 @@ int cmd_run(int argc, char **argv)
 		return 1;
 	}
 	print_header(r, gbytes);
+	for (int k = 0; k < UNSAFE_NR; k++) {
+		if (!(r->o.unsafe_mask & (1u << k)))
+			continue;
+		ukvm_unsafe_set((enum ukvm_unsafe_knob)k, true);
+		printf("UNSAFE: %s: %s -- this run should FAIL\n",
+		       ukvm_unsafe_knob_names[k], ukvm_unsafe_knob_descs[k]);
+	}
 	if (run_vm_create(r)) {
 		run_vm_destroy(r);
 		machine_stop();
@@ -287,12 +311,17 @@ int cmd_run(int argc, char **argv)
 		main_loop(r);
 	else
 		run_unexpected(r, "starting the threads", -EAGAIN);
+	if (r->o.watchdog_s) {
+		signal(SIGALRM, on_watchdog);
+		alarm(r->o.watchdog_s);
+	}
 	stop_all(r);
 	signal(SIGINT, SIG_DFL);
 	if (interrupted)
 		fprintf(stderr, "ukvm run: interrupted: stopped early, verifying what ran\n");
 
 	ret = finish(r);
+	alarm(0);
 	free(r);
 	return ret;
 }

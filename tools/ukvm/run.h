@@ -11,6 +11,7 @@
  *                  the memslot-churn thread
  *   run_churn.c    host mm, aging, CPU-hotplug and parameter-writer threads
  *   run_vmchurn.c  the VM-churn thread, vCPU ioctls
+ *   run_irq.c      the interrupt thread (injected and posted, routing)
  *   run_migrate.c  live migration
  *   run_report.c   progress line, summary, JSON
  *   run_verify.c   the end checks
@@ -52,9 +53,11 @@ struct run_opts {
 	bool quiet, demo;
 	/* churn */
 	bool host_churn, memslot_churn, age, cpu_hotplug, vm_churn;
-	bool param_writer, vcpu_ioctls, migrate;
+	bool param_writer, vcpu_ioctls, irqs, migrate;
 	unsigned int churn_delay_us;
 	unsigned int migrate_rounds;	/* pre-copy round limit per migration */
+	unsigned int unsafe_mask;	/* 1 << enum ukvm_unsafe_knob */
+	unsigned int watchdog_s;	/* stop sequence + checks time limit */
 };
 
 /* 0: go on; 1: done (--help printed); UKVM_EXIT_USAGE: bad usage. */
@@ -73,7 +76,8 @@ enum run_counter {
 	RC_VM_CREATED, RC_VM_ACCESSES, RC_VM_MISMATCH,
 	RC_PARAM_WRITES, RC_PARAM_VMS,
 	RC_IOCTL_KICKS, RC_IOCTL_ROUNDS, RC_IOCTL_APIC_BASE, RC_IOCTL_HV,
-	RC_IOCTL_XEN, RC_IOCTL_TSC, RC_IOCTL_APICV,
+	RC_IOCTL_XEN, RC_IOCTL_TSC, RC_IOCTL_APICV, RC_IOCTL_SHADOW_ROOT,
+	RC_IRQ_INJECTED, RC_IRQ_POSTED, RC_IRQ_REACHED, RC_IRQ_ROUTING,
 	RC_MIG_DONE, RC_MIG_ROUNDS, RC_MIG_PAGES, RC_MIG_DIFF_PAGES,
 	RC_MIG_DIFF_BYTES, RC_MIG_DOWNTIME_PAGES, RC_MIG_CONVERGED,
 	RC_MIG_THROTTLE_PARKS,
@@ -123,7 +127,7 @@ struct run_migration {
 
 enum run_thread_kind {
 	RT_HOST, RT_MEMSLOT, RT_AGE, RT_HOTPLUG, RT_VM, RT_PARAM, RT_IOCTLS,
-	RT_MIGRATE, RT_NR
+	RT_IRQ, RT_MIGRATE, RT_NR
 };
 
 struct run {
@@ -229,6 +233,7 @@ void *run_hotplug_thread(void *arg);
 void *run_vm_thread(void *arg);
 void *run_param_thread(void *arg);
 void *run_ioctls_thread(void *arg);
+void *run_irq_thread(void *arg);
 /* On a vCPU thread, between two KVM_RUNs. */
 void run_vcpu_do_ioctls(struct run_vcpu *v);
 void run_vcpu_ioctls_restore(struct run_vcpu *v);

@@ -245,7 +245,8 @@ void *run_param_thread(void *arg)
 			run_count(r, RC_PARAM_VMS, (unsigned long)n);
 			done++;
 		}
-		run_sleep_us(r->o.churn_delay_us * 20);
+		/* Every VM refaults all its memory after one: a rare admin action. */
+		run_sleep_us(r->o.churn_delay_us * 1000);
 	} while (keep_going(r, done, &extra));
 	return NULL;
 }

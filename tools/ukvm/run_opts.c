@@ -4,6 +4,7 @@
  * is applied first, so every other option given on the command line
  * overrides it whatever its position.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include "config.h"
 #include "machine.h"
 #include "run.h"
+#include "sync/race.h"
 #include "ukvm_cmd.h"
 
 #define DEFAULT_DURATION	10.0
@@ -74,26 +76,64 @@ static void run_usage(FILE *f)
 "  --param-writer       a set_nx_huge_pages-like write reaching every VM\n"
 "  --vcpu-ioctls        vCPUs kicked out of KVM_RUN to make ioctls that take\n"
 "                       the rarer locks: APIC base (static key), Hyper-V,\n"
-"                       Xen, TSC, APICv inhibit (internal memslot)\n"
+"                       Xen, TSC, APICv inhibit (internal memslot), first\n"
+"                       shadow root (slots_arch_lock inside kvm->srcu)\n"
+"  --irqs               interrupts into the running vCPUs, injected and\n"
+"                       VT-d posted, and routing updates (irq_lock, irq_srcu)\n"
 "  --all-churn          all of the above\n"
 "  --churn-delay US     pause of a churn thread between operations, in\n"
 "                       microseconds (default %u; slower kinds pause a\n"
-"                       multiple of it)\n"
+"                       multiple: aging 4x, VMs and vCPU ioctls 10x, CPU\n"
+"                       hotplug 20x, parameter writes 1000x)\n"
 "  --migrate            live migration, again and again: dirty logging on,\n"
 "                       full copy, dirty-log rounds until the dirty set is\n"
 "                       small, vCPUs stopped, final copy, byte-for-byte compare;\n"
 "                       the last one ends the run\n"
 "  --migrate-rounds N   pre-copy round limit of a migration (default %u)\n"
 "\n"
+"Proving the checks:\n"
+"  --unsafe KNOB        remove one protection of the code (repeatable) to see\n"
+"                       the checks catch the bug; the run should FAIL (or, for\n"
+"                       a deadlock knob, be stopped by the validator or hang).\n"
+"                       KNOB (case and '-'/'_' do not matter):\n"
 "Output:\n"
 "  --json FILE          write options, counters and checks as JSON ('-': stdout)\n"
 "  --locks-dot FILE     write the lock graph observed in the run as Graphviz\n"
 "  --quiet              no progress line and no summary: only the checks\n"
+"  --watchdog S         fail (exit 1) if stopping and checking take more than\n"
+"                       S seconds: a stuck thread (default 600; 0: never)\n"
 "  --demo               the preset of 'make demo': 2 vCPUs, 256 MiB in 4 THP\n"
 "                       slots, every kind of churn, vCPU ioctls, migration,\n"
 "                       25 s; other options override it\n"
 "  -h, --help           this text\n",
 		DEFAULT_DURATION, DEFAULT_CHURN_DELAY, DEFAULT_MIG_ROUNDS);
+}
+
+static void knobs_usage(FILE *f)
+{
+	fprintf(f, "\nunsafe knobs%s:\n", UKVM_RACE_POINTS ? "" :
+		" (compiled out of this build: -Drace_points=false)");
+	for (int k = 0; k < UNSAFE_NR; k++)
+		fprintf(f, "  %-32s %s\n", ukvm_unsafe_knob_names[k], ukvm_unsafe_knob_descs[k]);
+}
+
+/* NO_WRPROT_FLUSH, no-wrprot-flush, No_Wrprot_Flush: the same knob. */
+static int knob_by_name(const char *s)
+{
+	for (int k = 0; k < UNSAFE_NR; k++) {
+		const char *n = ukvm_unsafe_knob_names[k];
+		size_t i;
+
+		for (i = 0; n[i] && s[i]; i++) {
+			char c = s[i] == '-' ? '_' : (char)toupper((unsigned char)s[i]);
+
+			if (c != n[i])
+				break;
+		}
+		if (!n[i] && !s[i])
+			return k;
+	}
+	return -1;
 }
 
 enum {
@@ -102,6 +142,7 @@ enum {
 	O_INIT_SET, O_HOST_MEM, O_HOST_CPUS, O_LOCKDEP, O_JSON, O_DOT, O_QUIET,
 	O_HOST_CHURN, O_MEMSLOT_CHURN, O_AGE, O_HOTPLUG, O_VM_CHURN, O_PARAM,
 	O_IOCTLS, O_ALL_CHURN, O_CHURN_DELAY, O_MIGRATE, O_MIG_ROUNDS, O_DEMO,
+	O_UNSAFE, O_WATCHDOG, O_IRQS,
 };
 
 static const struct option run_longopts[] = {
@@ -132,11 +173,14 @@ static const struct option run_longopts[] = {
 	{ "vm-churn", no_argument, NULL, O_VM_CHURN },
 	{ "param-writer", no_argument, NULL, O_PARAM },
 	{ "vcpu-ioctls", no_argument, NULL, O_IOCTLS },
+	{ "irqs", no_argument, NULL, O_IRQS },
 	{ "all-churn", no_argument, NULL, O_ALL_CHURN },
 	{ "churn-delay", required_argument, NULL, O_CHURN_DELAY },
 	{ "migrate", no_argument, NULL, O_MIGRATE },
 	{ "migrate-rounds", required_argument, NULL, O_MIG_ROUNDS },
 	{ "demo", no_argument, NULL, O_DEMO },
+	{ "unsafe", required_argument, NULL, O_UNSAFE },
+	{ "watchdog", required_argument, NULL, O_WATCHDOG },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -149,14 +193,14 @@ static void set_defaults(struct run_opts *o)
 		.duration_s = DEFAULT_DURATION, .seed = 1,
 		.dirty_mode = UKVM_DIRTY_WRPROT, .host_cpus = 4, .lockdep = true,
 		.churn_delay_us = DEFAULT_CHURN_DELAY,
-		.migrate_rounds = DEFAULT_MIG_ROUNDS,
+		.migrate_rounds = DEFAULT_MIG_ROUNDS, .watchdog_s = 600,
 	};
 }
 
 static void set_all_churn(struct run_opts *o)
 {
 	o->host_churn = o->memslot_churn = o->age = o->cpu_hotplug = true;
-	o->vm_churn = o->param_writer = o->vcpu_ioctls = true;
+	o->vm_churn = o->param_writer = o->vcpu_ioctls = o->irqs = true;
 }
 
 static void apply_demo(struct run_opts *o)
@@ -279,11 +323,26 @@ static int parse_one(int c, struct run_opts *o, bool *passes_set, bool *duration
 	case O_VM_CHURN: o->vm_churn = true; break;
 	case O_PARAM: o->param_writer = true; break;
 	case O_IOCTLS: o->vcpu_ioctls = true; break;
+	case O_IRQS: o->irqs = true; break;
 	case O_ALL_CHURN: set_all_churn(o); break;
 	case O_CHURN_DELAY: NUM_ARG("churn-delay", 0, 1000000, o->churn_delay_us); break;
 	case O_MIGRATE: o->migrate = true; break;
 	case O_MIG_ROUNDS: NUM_ARG("migrate-rounds", 1, RUN_MAX_MIG_ROUNDS - 2, o->migrate_rounds); break;
+	case O_WATCHDOG: NUM_ARG("watchdog", 0, 86400, o->watchdog_s); break;
 	case O_DEMO: break;	/* applied in the first pass */
+	case O_UNSAFE: {
+		int k = knob_by_name(optarg);
+
+		if (k < 0)
+			return bad("unsafe", optarg, "not a knob (the list is at the end of --help)");
+		if (!UKVM_RACE_POINTS) {
+			fprintf(stderr, "ukvm run: --unsafe: the knobs are compiled out of this "
+				"build (-Drace_points=false)\n");
+			return UKVM_EXIT_USAGE;
+		}
+		o->unsafe_mask |= 1u << k;
+		break;
+	}
 	default:
 		fprintf(stderr, "ukvm run: see 'ukvm run --help'\n");
 		return UKVM_EXIT_USAGE;
@@ -304,6 +363,7 @@ int run_parse_opts(int argc, char **argv, struct run_opts *o)
 	while ((c = getopt_long(argc, argv, "h", run_longopts, NULL)) != -1) {
 		if (c == 'h') {
 			run_usage(stdout);
+			knobs_usage(stdout);
 			return 1;
 		}
 		if (c == O_DEMO)
@@ -350,6 +410,7 @@ void run_opts_describe(const struct run_opts *o, char *buf, size_t len)
 		{ offsetof(struct run_opts, vm_churn), "vm" },
 		{ offsetof(struct run_opts, param_writer), "param-writer" },
 		{ offsetof(struct run_opts, vcpu_ioctls), "vcpu-ioctls" },
+		{ offsetof(struct run_opts, irqs), "irqs" },
 		{ offsetof(struct run_opts, migrate), "migrate" },
 	};
 	size_t n = 0;

@@ -87,6 +87,7 @@ void run_progress_tick(struct run *r, bool final)
 	PROGRESS(r->o.vm_churn, "  vm %lu", run_ctr(r, RC_VM_CREATED));
 	PROGRESS(r->o.param_writer, "  param %lu", run_ctr(r, RC_PARAM_WRITES));
 	PROGRESS(r->o.vcpu_ioctls, "  ioctl %lu", run_ctr(r, RC_IOCTL_ROUNDS));
+	PROGRESS(r->o.irqs, "  irq %lu", sum(r, RC_IRQ_INJECTED, RC_IRQ_POSTED));
 	PROGRESS(r->o.migrate, "  mig %lu/%lu rounds", run_ctr(r, RC_MIG_DONE),
 		 run_ctr(r, RC_LOG_ROUNDS));
 #undef PROGRESS
@@ -138,6 +139,7 @@ static void collect_vcpus(struct run *r)
 		t.ept_violations += hw.ept_violations;
 		t.kicks += hw.kicks;
 		t.quantum_exits += hw.quantum_exits;
+		t.interrupts += hw.interrupts;
 	}
 	stat_add(r, "faults", "taken", pf);
 	stat_add(r, "faults", "fixed_slow", fixed - fast);
@@ -149,6 +151,7 @@ static void collect_vcpus(struct run *r)
 	stat_add(r, "vcpu", "ept_violations", t.ept_violations);
 	stat_add(r, "vcpu", "kicks", t.kicks);
 	stat_add(r, "vcpu", "timer_exits", t.quantum_exits);
+	stat_add(r, "vcpu", "interrupts", t.interrupts);
 	stat_add(r, "vcpu", "requests_serviced", req);
 	stat_add(r, "vcpu", "parks", run_ctr(r, RC_VCPU_PARKS));
 	stat_add(r, "tlb", "vcpu_flushes", flush);
@@ -172,8 +175,6 @@ static void collect_kvm(struct run *r)
 	stat_add(r, "mmu", "roots_allocated", LD(a->stat.roots_allocated));
 	stat_add(r, "mmu", "huge_splits", LD(a->stat.huge_splits));
 	stat_add(r, "mmu", "wrprot_flushes", LD(a->stat.wrprot_flushes));
-	stat_add(r, "mmu", "leaves_4k", (unsigned long long)LD(a->stat.pages[0]));
-	stat_add(r, "mmu", "leaves_2m", (unsigned long long)LD(a->stat.pages[1]));
 	stat_add(r, "memslots", "create", LD(k->memslot_create));
 	stat_add(r, "memslots", "delete", LD(k->memslot_delete));
 	stat_add(r, "memslots", "move", LD(k->memslot_move));
@@ -255,6 +256,11 @@ static const struct {
 	{ "vcpu_ioctls", "xen", RC_IOCTL_XEN },
 	{ "vcpu_ioctls", "tsc", RC_IOCTL_TSC },
 	{ "vcpu_ioctls", "apicv", RC_IOCTL_APICV },
+	{ "vcpu_ioctls", "first_shadow_root", RC_IOCTL_SHADOW_ROOT },
+	{ "irqs", "injected", RC_IRQ_INJECTED },
+	{ "irqs", "posted", RC_IRQ_POSTED },
+	{ "irqs", "vcpus_reached", RC_IRQ_REACHED },
+	{ "irqs", "routing_updates", RC_IRQ_ROUTING },
 	{ "migration", "migrations", RC_MIG_DONE },
 	{ "migration", "rounds", RC_MIG_ROUNDS },
 	{ "migration", "pages_copied", RC_MIG_PAGES },

@@ -193,12 +193,13 @@ static void json_opts(const struct run_opts *o, FILE *f)
 		o->host_mem, o->host_cpus, o->lockdep ? "true" : "false");
 	fprintf(f, "\"host_churn\": %s, \"memslot_churn\": %s, \"age\": %s, "
 		"\"cpu_hotplug\": %s, \"vm_churn\": %s, \"param_writer\": %s, "
-		"\"vcpu_ioctls\": %s, \"migrate\": %s, \"churn_delay_us\": %u, "
+		"\"vcpu_ioctls\": %s, \"irqs\": %s, \"migrate\": %s, \"churn_delay_us\": %u, "
 		"\"migrate_rounds\": %u, \"demo\": %s},\n",
 		o->host_churn ? "true" : "false", o->memslot_churn ? "true" : "false",
 		o->age ? "true" : "false", o->cpu_hotplug ? "true" : "false",
 		o->vm_churn ? "true" : "false", o->param_writer ? "true" : "false",
-		o->vcpu_ioctls ? "true" : "false", o->migrate ? "true" : "false",
+		o->vcpu_ioctls ? "true" : "false", o->irqs ? "true" : "false",
+		o->migrate ? "true" : "false",
 		o->churn_delay_us, o->migrate_rounds, o->demo ? "true" : "false");
 }
 

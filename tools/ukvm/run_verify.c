@@ -54,6 +54,7 @@ static const struct {
 	{ offsetof(struct run_opts, vm_churn), "vm-churn", RC_VM_CREATED, RC_VM_CREATED },
 	{ offsetof(struct run_opts, param_writer), "param-writer", RC_PARAM_WRITES, RC_PARAM_WRITES },
 	{ offsetof(struct run_opts, vcpu_ioctls), "vcpu-ioctls", RC_IOCTL_ROUNDS, RC_IOCTL_ROUNDS },
+	{ offsetof(struct run_opts, irqs), "irqs", RC_IRQ_INJECTED, RC_IRQ_POSTED },
 	{ offsetof(struct run_opts, migrate), "migrate", RC_MIG_DONE, RC_MIG_DONE },
 };
 

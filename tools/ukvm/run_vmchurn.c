@@ -11,7 +11,10 @@
  *
  * --vcpu-ioctls periodically kicks a vCPU out of KVM_RUN; on its own thread,
  * between two KVM_RUNs, the vCPU then makes the ioctls that reach the rarer
- * locks of locking.rst.
+ * locks of locking.rst: the APIC base (a static key: cpus_read_lock inside
+ * kvm->srcu), Hyper-V (hv_lock), Xen (xen_lock), the TSC (tsc_write_lock),
+ * the APICv inhibit (vcpu->mutex => slots_lock, an internal memslot) and
+ * the first shadow root (slots_arch_lock inside kvm->srcu).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -210,6 +213,10 @@ void run_vcpu_do_ioctls(struct run_vcpu *v)
 	v->apicv_inhibited = !v->apicv_inhibited;
 	ret = kvm_x86_vcpu_set_apicv_inhibit(vcpu, v->apicv_inhibited);
 	ioctl_result(r, "APICv inhibit", ret, RC_IOCTL_APICV);
+	/* slots_arch_lock inside kvm->srcu: every guest slot has arch data. */
+	ret = kvm_x86_vcpu_first_shadow_root(vcpu);
+	ioctl_result(r, "first shadow root", ret < r->nr_slots ? (ret < 0 ? ret : -EIO) : 0,
+		     RC_IOCTL_SHADOW_ROOT);
 	run_count(r, RC_IOCTL_ROUNDS, 1);
 }
 
