@@ -184,31 +184,32 @@ static uint64_t guest_bytes(const struct run_opts *o)
 static void print_header(const struct run *r, uint64_t gbytes)
 {
 	const struct run_opts *o = &r->o;
+	FILE *f = r->out;
 	char churn[256];
 
 	if (o->quiet)
 		return;
 	if (o->demo)
-		printf("demo: %d vCPU threads write and check %llu MiB of guest memory while host, "
+		fprintf(f, "demo: %d vCPU threads write and check %llu MiB of guest memory while host, "
 		       "memslot, CPU and VM churn run and the VM is live-migrated again and "
 		       "again; then every write, dirty page, migrated byte and lock order is "
 		       "verified.\n", o->vcpus, (unsigned long long)(gbytes >> 20));
 	run_opts_describe(o, churn, sizeof(churn));
-	printf("ukvm run: %d vCPUs, %llu MiB in %d memslot%s%s, %s, %d%% writes%s, ",
+	fprintf(f, "ukvm run: %d vCPUs, %llu MiB in %d memslot%s%s, %s, %d%% writes%s, ",
 	       o->vcpus, (unsigned long long)(gbytes >> 20), o->slots, o->slots > 1 ? "s" : "",
 	       o->huge ? " (THP)" : "", o->random ? "random" : "sequential",
 	       o->write_percent, o->overlap ? ", overlapping" : "");
 	if (o->passes)
-		printf("%llu passes", (unsigned long long)o->passes);
+		fprintf(f, "%llu passes", (unsigned long long)o->passes);
 	else
-		printf("%.1f s", o->duration_s);
-	printf("; dirty log %s%s%s, A/D bits %s; %s; host %zu MiB, %u CPUs; validator %s\n",
+		fprintf(f, "%.1f s", o->duration_s);
+	fprintf(f, "; dirty log %s%s%s, A/D bits %s; %s; host %zu MiB, %u CPUs; validator %s\n",
 	       o->dirty_mode == UKVM_DIRTY_DBIT ? "dbit" : "wrprot",
 	       o->manual_protect ? " + manual protect" : "",
 	       o->initially_set ? " (initially set)" : "", o->ad_bits ? "on" : "off",
 	       churn, o->host_mem >> 20, o->host_cpus,
 	       UKVM_LOCKDEP ? (o->lockdep ? "on" : "off") : "compiled out");
-	fflush(stdout);
+	fflush(f);
 }
 
 static int write_dot(const char *path)
@@ -244,7 +245,8 @@ static int finish(struct run *r)
 
 	if (r->o.dot_path && write_dot(r->o.dot_path))
 		ret = 1;
-	run_report_print(r, &v, stdout);
+	run_report_print(r, &v, r->out);
+	fflush(r->out);
 	if (r->o.json_path && run_report_json(r, &v, r->o.json_path))
 		ret = 1;
 	fflush(stdout);
@@ -267,6 +269,8 @@ int cmd_run(int argc, char **argv)
 		free(r);
 		return ret == 1 ? 0 : ret;
 	}
+	/* With the JSON on stdout, everything else goes to stderr. */
+	r->out = r->o.json_path && !strcmp(r->o.json_path, "-") ? stderr : stdout;
 	gbytes = guest_bytes(&r->o);
 	if (!r->o.host_mem) {
 		r->o.host_mem = (size_t)(gbytes + gbytes / 2 + (64UL << 20));
@@ -294,7 +298,7 @@ int cmd_run(int argc, char **argv)
 		if (!(r->o.unsafe_mask & (1u << k)))
 			continue;
 		ukvm_unsafe_set((enum ukvm_unsafe_knob)k, true);
-		printf("UNSAFE: %s: %s -- this run should FAIL\n",
+		fprintf(r->out, "UNSAFE: %s: %s -- this run should FAIL\n",
 		       ukvm_unsafe_knob_names[k], ukvm_unsafe_knob_descs[k]);
 	}
 	if (run_vm_create(r)) {

@@ -164,6 +164,9 @@ struct run {
 	int nr_stats;
 	double elapsed;
 
+	/* where the header, progress and report go (stderr with --json -) */
+	FILE *out;
+
 	/* progress line */
 	double last_tick;
 	unsigned long long last_acc, last_pf, last_pf_fast;

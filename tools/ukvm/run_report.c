@@ -48,7 +48,7 @@ static unsigned long sum(struct run *r, enum run_counter a, enum run_counter b)
 
 void run_progress_tick(struct run *r, bool final)
 {
-	bool tty = isatty(STDOUT_FILENO);
+	bool tty = isatty(fileno(r->out));
 	double now = run_now(), dt = now - r->last_tick;
 	unsigned long long pf, fast;
 	struct guest_stats gs;
@@ -59,7 +59,7 @@ void run_progress_tick(struct run *r, bool final)
 		return;
 	if (final) {
 		if (r->progress_shown && tty)
-			fputs("\n", stdout);
+			fputs("\n", r->out);
 		return;
 	}
 	guest_get_stats(r->w, &gs);
@@ -92,10 +92,10 @@ void run_progress_tick(struct run *r, bool final)
 		 run_ctr(r, RC_LOG_ROUNDS));
 #undef PROGRESS
 	if (tty)
-		printf("\r%s\033[K", line);
+		fprintf(r->out, "\r%s\033[K", line);
 	else
-		printf("%s\n", line);
-	fflush(stdout);
+		fprintf(r->out, "%s\n", line);
+	fflush(r->out);
 	r->progress_shown = true;
 }
 
