@@ -10,8 +10,7 @@
  *   run_dirty.c    dirty-log rounds shared by memslot churn and migration;
  *                  the memslot-churn thread
  *   run_churn.c    host mm, aging, CPU-hotplug and parameter-writer threads
- *   run_vmchurn.c  the VM-churn thread, vCPU ioctls
- *   run_irq.c      the interrupt thread (injected and posted, routing)
+ *   run_vmchurn.c  the VM-churn thread, vCPU ioctls, the interrupt thread
  *   run_migrate.c  live migration
  *   run_report.c   progress line, summary, JSON
  *   run_verify.c   the end checks

@@ -212,7 +212,8 @@ static void vcpu_wait(struct run *r, struct run_vcpu *v)
 {
 	atomic_store(&v->active, false);
 	while (must_wait(r, v) && !atomic_load(&r->stop_vcpus)) {
-		if (atomic_exchange(&v->want_ioctls, false) && !atomic_load(&r->pause_vcpus))
+		/* Parked for a migration: no ioctl (the request waits). */
+		if (!atomic_load(&r->pause_vcpus) && atomic_exchange(&v->want_ioctls, false))
 			run_vcpu_do_ioctls(v);
 		run_sleep_us(100);
 	}
