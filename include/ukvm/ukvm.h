@@ -96,6 +96,61 @@ void ukvm_destroy_vm(struct kvm *kvm);
 int ukvm_check_extension(struct kvm *kvm, long ext);
 int ukvm_enable_cap(struct kvm *kvm, const struct kvm_enable_cap *cap);
 
+/* Linux 6.3+ uAPI; older <linux/kvm.h> headers lack it. */
+#ifndef KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP
+#define KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP 225
+#endif
+
+/*
+ * The dirty ring (KVM_CAP_DIRTY_LOG_RING, KVM_CAP_DIRTY_LOG_RING_ACQ_REL).
+ *
+ * Enable with ukvm_enable_cap(), args[0] = bytes of ring per vCPU: a power
+ * of two, at least one page and 64 entries (16 bytes each), at most 65536
+ * entries; once per VM and before the first vCPU is created.  Errors, with
+ * nothing changed: -EINVAL (bad size, already enabled, a vCPU exists, or a
+ * VM in UKVM_DIRTY_DBIT mode, which has no ring), -E2BIG (too large).
+ * KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP (after the ring, while the VM has no
+ * memslot, else -EINVAL) adds per-slot bitmaps for pages dirtied outside
+ * vCPU context, read with ukvm_get_dirty_log() as the very last step of a
+ * migration.  With a ring but without it, ukvm_get_dirty_log() and
+ * ukvm_clear_dirty_log() return -ENXIO.  Slots still need
+ * KVM_MEM_LOG_DIRTY_PAGES.
+ *
+ * ukvm_vcpu_dirty_ring() is the mmap() of a vCPU's ring: *ring gets
+ * *nr_entries struct kvm_dirty_gfn, valid until the VM is destroyed
+ * (-ENXIO if the VM has no ring, -EINVAL for no vCPU, -EFAULT for NULL
+ * outputs).  Each entry names a dirty page as slot = as_id << 16 | slot id
+ * and offset = page index in that slot.  The protocol, per vCPU ring:
+ *
+ *   1. Harvest in ring order from your own index i (starting at 0):
+ *      load-acquire e = ring[i % nr_entries].flags; stop unless
+ *      KVM_DIRTY_GFN_F_DIRTY is set; only then read slot and offset.
+ *   2. Store-release flags = KVM_DIRTY_GFN_F_RESET (the entry is yours
+ *      no more: do not read it again); i++.
+ *   3. ukvm_reset_dirty_rings(): KVM frees the RESET entries in order and
+ *      write-protects their pages again, so the next write is pushed anew.
+ *   4. Only after (3) read the contents of the harvested pages (a live
+ *      migration copies them now): until the reset returns a vCPU may
+ *      still write them without a new entry.
+ *
+ * A page is pushed by the vCPU whose fault made it writable, which is not
+ * always the vCPU that writes it: a vCPU can complete a write through an
+ * SPTE another vCPU's fast page fault just made writable, before that
+ * vCPU has pushed the entry (as in KVM).  So a write done before a harvest
+ * may appear only in the next one; a harvest after every vCPU has left
+ * ukvm_vcpu_run() (the final stop-and-copy) misses nothing.
+ *
+ * A vCPU whose ring holds size - 64 entries returns from ukvm_vcpu_run()
+ * with KVM_EXIT_DIRTY_RING_FULL, and keeps doing so, without running the
+ * guest, until a reset has made room.
+ *
+ * ukvm_reset_dirty_rings() (KVM_RESET_DIRTY_RINGS): returns the number of
+ * entries freed (0 or more), -EINVAL if the VM has no ring.
+ */
+int ukvm_vcpu_dirty_ring(struct kvm_vcpu *vcpu, struct kvm_dirty_gfn **ring,
+			 uint32_t *nr_entries);
+int ukvm_reset_dirty_rings(struct kvm *kvm);
+
 /*
  * Interrupt routing (KVM_SET_GSI_ROUTING-like): a GSI goes to one vCPU
  * (by index), either injected by KVM (request + kick) or, with @posted, as
@@ -158,7 +213,8 @@ int ukvm_vcpu_set_guest(struct kvm_vcpu *vcpu, const struct ukvm_guest_ops *ops,
 /*
  * KVM_RUN: run the guest until an exit the VMM must handle: KVM_EXIT_MMIO
  * (complete a read by filling run->mmio.data before running again),
- * KVM_EXIT_HYPERCALL (UKVM_GUEST_EXIT), KVM_EXIT_INTR (ukvm_vcpu_kick_exit()).
+ * KVM_EXIT_HYPERCALL (UKVM_GUEST_EXIT), KVM_EXIT_INTR (ukvm_vcpu_kick_exit()),
+ * KVM_EXIT_DIRTY_RING_FULL (harvest and reset the dirty rings first).
  * Returns 0, or a negative errno (-EFAULT: no usable host mapping).
  */
 int ukvm_vcpu_run(struct kvm_vcpu *vcpu, struct kvm_run *run);

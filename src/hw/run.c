@@ -4,8 +4,9 @@
  * kernel) and the handling of exits.
  *
  * The vCPU holds vcpu->mutex for the whole call and kvm->srcu whenever it is
- * outside guest mode.  Entering: service requests (TLB flush, obsolete
- * roots, events), load a valid root, store IN_GUEST_MODE, drop kvm->srcu,
+ * outside guest mode.  Entering: exit to the VMM if the dirty ring is
+ * soft-full, service requests (TLB flush, obsolete roots, events), load a
+ * valid root, store IN_GUEST_MODE, drop kvm->srcu,
  * then (full barrier) check for a kick or a request one last time.  Leaving:
  * OUTSIDE_GUEST_MODE and a new exit epoch (what a waiting requester waits
  * for), kvm->srcu again, handle the exit.
@@ -219,8 +220,14 @@ static int vcpu_enter_guest(struct hw_vcpu *hv, struct kvm_run *run)
 	struct hw_exit exit = { .reason = HW_EXIT_NONE };
 	int r;
 
-	if (kvm_request_pending(vcpu))
+	if (kvm_request_pending(vcpu)) {
+		/* A soft-full dirty ring: the VMM harvests and resets first. */
+		if (kvm_dirty_ring_check_request(vcpu)) {
+			run->exit_reason = KVM_EXIT_DIRTY_RING_FULL;
+			return 0;
+		}
 		service_requests(hv);
+	}
 	if (atomic_load(&vcpu->kvm->vm_dead))
 		return -EIO;
 	r = kvm_mmu_reload(vcpu);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Dirty logging, bitmap mode (kvm-brief.md section 6): marking, and the
+ * Dirty logging, bitmap mode (kvm-brief.md section 6): marking (to the
+ * bitmap, or to a vCPU's dirty ring: dirty_ring.c), and the
  * KVM_GET_DIRTY_LOG / KVM_CLEAR_DIRTY_LOG ioctls with KVM's semantics.
  *
  * Bits are set by vCPUs with atomic OR and harvested with an atomic
@@ -24,17 +25,42 @@ static inline unsigned long bitmap_load(unsigned long *w)
 	return __atomic_load_n(w, __ATOMIC_RELAXED);
 }
 
-/* Record a write to @gfn in @slot's bitmap; callers hold kvm->srcu. */
+/*
+ * Record a write to @gfn of @slot; callers hold kvm->srcu (or slots_lock).
+ * With a dirty ring the gfn goes to the ring of the thread's running vCPU;
+ * a write outside vCPU context can only go to the bitmap of ring + bitmap
+ * mode, and is a bug otherwise (KVM warns).  Without a ring: the bitmap.
+ *
+ * Unlike KVM, the two warnings apply only to VMs that use a ring: KVM
+ * compiles them in for every VM of an architecture with dirty rings, but
+ * ukvm's Dirty-bit mode legitimately hands a zapped leaf's Dirty bit to the
+ * bitmap from a host thread (or from a vCPU of another VM sharing the mm).
+ */
 void mark_page_dirty_in_slot(struct kvm *kvm, const struct kvm_memory_slot *slot,
 			     gfn_t gfn)
 {
+	struct kvm_vcpu *vcpu = NULL;
 	unsigned long rel;
 
-	if (!slot || !kvm_slot_dirty_track_enabled(slot) || !slot->dirty_bitmap)
+	if (kvm_dirty_ring_size(kvm)) {
+		vcpu = kvm_get_running_vcpu();
+		if (UKVM_WARN_ON(vcpu && vcpu->kvm != kvm))
+			return;
+		if (UKVM_WARN_ON(!vcpu && !kvm_arch_allow_write_without_running_vcpu(kvm)))
+			return;
+	}
+	if (!slot || !kvm_slot_dirty_track_enabled(slot))
 		return;
 	if (UKVM_WARN_ON(gfn < slot->base_gfn || gfn >= slot->base_gfn + slot->npages))
 		return;
 	rel = gfn - slot->base_gfn;
+	if (vcpu) {
+		kvm_dirty_ring_push(vcpu, ((uint32_t)slot->as_id << 16) | (uint16_t)slot->id,
+				    rel);
+		return;
+	}
+	if (!slot->dirty_bitmap)
+		return;
 	if (!(bitmap_load(&slot->dirty_bitmap[rel / BITS_PER_LONG]) &
 	      (1UL << (rel % BITS_PER_LONG)))) {
 		__atomic_fetch_or(&slot->dirty_bitmap[rel / BITS_PER_LONG],
@@ -94,6 +120,9 @@ int kvm_get_dirty_log_protect(struct kvm *kvm, struct kvm_dirty_log *log)
 	int r;
 
 	lockdep_assert_held(&kvm->slots_lock);
+	/* A ring without the backup bitmap: there is no bitmap to return. */
+	if (!kvm_use_dirty_bitmap(kvm))
+		return -ENXIO;
 	r = lookup_logged_slot(kvm, log->slot, &slot);
 	if (r)
 		return r;
@@ -158,6 +187,8 @@ int kvm_clear_dirty_log_protect(struct kvm *kvm, struct kvm_clear_dirty_log *log
 	int r;
 
 	lockdep_assert_held(&kvm->slots_lock);
+	if (!kvm_use_dirty_bitmap(kvm))
+		return -ENXIO;
 	if (log->first_page & 63)
 		return -EINVAL;
 	r = lookup_logged_slot(kvm, log->slot, &slot);

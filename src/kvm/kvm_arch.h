@@ -71,6 +71,8 @@ struct kvm_arch_ops {
 					       gfn_t gfn_offset,
 					       unsigned long mask);
 	void (*sync_dirty_log)(struct kvm *kvm, struct kvm_memory_slot *slot);
+	/* May this VM log into per-vCPU dirty rings?  NULL: yes. */
+	bool (*dirty_ring_supported)(struct kvm *kvm);
 };
 
 /* The registered architecture (NULL: generic core only). */

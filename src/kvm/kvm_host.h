@@ -118,6 +118,7 @@ enum {
 #define KVM_REQ_TLB_FLUSH	(0 | KVM_REQUEST_WAIT | KVM_REQUEST_NO_WAKEUP)
 #define KVM_REQ_VM_DEAD		(1 | KVM_REQUEST_WAIT | KVM_REQUEST_NO_WAKEUP)
 #define KVM_REQ_UNBLOCK		2
+#define KVM_REQ_DIRTY_RING_SOFT_FULL 3
 #define KVM_REQ_OUTSIDE_GUEST_MODE \
 	(KVM_REQUEST_NO_ACTION | KVM_REQUEST_WAIT | KVM_REQUEST_NO_WAKEUP)
 
@@ -136,6 +137,24 @@ struct kvm_vcpu_stat {
 	_Atomic unsigned long exits, pf_taken, pf_fixed, pf_fast, pf_spurious;
 	_Atomic unsigned long pf_retry, pf_mmio, pf_emulate, tlb_flush;
 	_Atomic unsigned long requests_serviced, halt_wakeup, blocks;
+	_Atomic unsigned long dirty_ring_full_exits;
+};
+
+/*
+ * The per-vCPU dirty ring (dirty_ring.c, kvm-brief.md 6.5): an array of
+ * struct kvm_dirty_gfn shared with userspace.  Only the vCPU's own thread
+ * pushes (dirty_index); KVM_RESET_DIRTY_RINGS, under slots_lock, frees the
+ * entries userspace marked RESET (reset_index).  Both indexes run free:
+ * dirty_index - reset_index is the number of entries in use, never more
+ * than @size (Appendix B 13).
+ */
+struct kvm_dirty_ring {
+	_Atomic uint32_t dirty_index;	/* written by the vCPU thread only */
+	_Atomic uint32_t reset_index;	/* written under slots_lock (release) */
+	uint32_t size;			/* entries, a power of two; 0: no ring */
+	uint32_t soft_limit;		/* size - reserved entries */
+	struct kvm_dirty_gfn *dirty_gfns;
+	int index;			/* the vCPU's vcpu_idx */
 };
 
 struct kvm_vcpu {
@@ -169,6 +188,10 @@ struct kvm_vcpu {
 	/* The run loop's own state (src/hw), freed with the vCPU. */
 	void *run_state;
 	void (*run_state_free)(void *run_state);
+
+	struct kvm_dirty_ring dirty_ring;	/* allocated if kvm->dirty_ring_size */
+	/* Running vCPU of the thread before this vCPU's ioctl (vcpu->mutex). */
+	struct kvm_vcpu *prev_running_vcpu;
 
 	char arch[] __attribute__((aligned(64)));
 };
@@ -227,6 +250,7 @@ struct kvm_stat {
 	_Atomic unsigned long mmu_notifier_start, mmu_notifier_start_found;
 	_Atomic unsigned long mmu_notifier_end, mmu_notifier_age;
 	_Atomic unsigned long dirty_log_get, dirty_log_clear, dirty_pages_logged;
+	_Atomic unsigned long dirty_ring_pushes, dirty_ring_resets;
 	_Atomic unsigned long irq_injected;
 };
 
@@ -282,6 +306,14 @@ struct kvm {
 	/* Write (or Dirty) removed from an SPTE since the last remote flush:
 	 * must be 0 before a dirty log is relied on (Appendix B 9). */
 	_Atomic unsigned long wrprot_unflushed;
+	/*
+	 * KVM_CAP_DIRTY_LOG_RING[_ACQ_REL]: ring bytes per vCPU, 0 if off; set
+	 * once, under kvm->lock, before any vCPU exists.  With_bitmap:
+	 * KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP, set under slots_lock while no
+	 * memslot exists.
+	 */
+	_Atomic uint32_t dirty_ring_size;
+	bool dirty_ring_with_bitmap;
 
 	struct kvm_stat stat;
 	int id;					/* for names in reports */
@@ -483,6 +515,22 @@ void mark_page_dirty_in_slot(struct kvm *kvm, const struct kvm_memory_slot *slot
 void mark_page_dirty(struct kvm *kvm, gfn_t gfn);
 int kvm_get_dirty_log_protect(struct kvm *kvm, struct kvm_dirty_log *log);
 int kvm_clear_dirty_log_protect(struct kvm *kvm, struct kvm_clear_dirty_log *log);
+
+/* Dirty ring (dirty_ring.c) */
+#define KVM_DIRTY_RING_RSVD_ENTRIES	64
+#define KVM_DIRTY_RING_MAX_ENTRIES	65536
+
+static inline uint32_t kvm_dirty_ring_size(struct kvm *kvm)
+{
+	return atomic_load_explicit(&kvm->dirty_ring_size, memory_order_relaxed);
+}
+/* The vCPU whose ioctl the calling thread is in (vcpu_load()..vcpu_put()). */
+struct kvm_vcpu *kvm_get_running_vcpu(void);
+uint32_t kvm_dirty_ring_get_rsvd_entries(struct kvm *kvm);
+void kvm_dirty_ring_push(struct kvm_vcpu *vcpu, uint32_t slot, uint64_t offset);
+bool kvm_dirty_ring_soft_full(struct kvm_dirty_ring *ring);
+/* On entry: true if the vCPU must exit with KVM_EXIT_DIRTY_RING_FULL. */
+bool kvm_dirty_ring_check_request(struct kvm_vcpu *vcpu);
 
 /* ---------------------------------------------------------------------- */
 /* VM lifetime, vm_list, enabling (kvm_main.c, enable.c)                  */

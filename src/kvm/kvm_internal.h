@@ -43,6 +43,15 @@ void kvm_free_irq_routing(struct kvm *kvm);
 /* vcpu.c */
 void kvm_destroy_vcpus(struct kvm *kvm);
 
+/* dirty_ring.c */
+bool kvm_use_dirty_bitmap(struct kvm *kvm);
+bool kvm_arch_allow_write_without_running_vcpu(struct kvm *kvm);
+int kvm_dirty_ring_alloc(struct kvm *kvm, struct kvm_dirty_ring *ring,
+			 uint32_t bytes);
+void kvm_dirty_ring_free(struct kvm_dirty_ring *ring);
+int kvm_dirty_ring_reset(struct kvm *kvm, struct kvm_dirty_ring *ring,
+			 int *nr_entries_reset);
+
 /* enable.c */
 bool kvm_legacy_usage_locking(void);
 int kvm_legacy_register_cpuhp(void);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * VMs: the "module" (kvm_init/kvm_exit), creation and destruction, the
- * reference count, and vm_list.
+ * reference count, vm_list, and the capabilities (KVM_CHECK_EXTENSION,
+ * KVM_ENABLE_CAP).
  *
  * vm_list is an RCU list: writers hold kvm_lock, readers walk it inside
  * ukvm_rcu_read_lock() without kvm_lock (see vm_list.c).  A VM leaves the
@@ -253,9 +254,24 @@ void ukvm_destroy_vm(struct kvm *kvm)
 	kvm_put_kvm(kvm);
 }
 
+/* The ring: x86 answers both flavours (TSO), unless this VM cannot have one. */
+static int kvm_check_dirty_ring(struct kvm *kvm)
+{
+	if (kvm && kvm_arch_has(kvm, dirty_ring_supported) &&
+	    !kvm->arch_ops->dirty_ring_supported(kvm))
+		return 0;
+	return KVM_DIRTY_RING_MAX_ENTRIES * (int)sizeof(struct kvm_dirty_gfn);
+}
+
 int ukvm_check_extension(struct kvm *kvm, long ext)
 {
 	switch (ext) {
+	case KVM_CAP_DIRTY_LOG_RING:
+	case KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
+		return kvm_check_dirty_ring(kvm);
+	case KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP:
+		/* x86 KVM answers 0 (only arm64 needs it); see ukvm.h. */
+		return kvm_check_dirty_ring(kvm) ? 1 : 0;
 	case KVM_CAP_NR_MEMSLOTS:
 		return KVM_USER_MEM_SLOTS;
 	case KVM_CAP_MULTI_ADDRESS_SPACE:
@@ -277,6 +293,66 @@ int ukvm_check_extension(struct kvm *kvm, long ext)
 	}
 }
 
+/*
+ * KVM_CAP_DIRTY_LOG_RING[_ACQ_REL]: @size bytes of ring per vCPU.  KVM's
+ * checks in KVM's order; the ring is set once, and only while no vCPU has
+ * been created (created_vcpus counts under kvm->lock, the vCPU allocates
+ * its ring from the size it read there).
+ */
+static int kvm_vm_ioctl_enable_dirty_log_ring(struct kvm *kvm, uint32_t size)
+{
+	int r;
+
+	if (!size || (size & (size - 1)))
+		return -EINVAL;
+	/* Room for the reserved entries, and at least one page. */
+	if (size < kvm_dirty_ring_get_rsvd_entries(kvm) * sizeof(struct kvm_dirty_gfn) ||
+	    size < PAGE_SIZE)
+		return -EINVAL;
+	if (size > KVM_DIRTY_RING_MAX_ENTRIES * sizeof(struct kvm_dirty_gfn))
+		return -E2BIG;
+
+	mutex_lock(&kvm->lock);
+	if (kvm_dirty_ring_size(kvm) || kvm->created_vcpus)
+		r = -EINVAL;
+	else {
+		atomic_store_explicit(&kvm->dirty_ring_size, size, memory_order_relaxed);
+		r = 0;
+	}
+	mutex_unlock(&kvm->lock);
+	return r;
+}
+
+static bool kvm_are_all_memslots_empty(struct kvm *kvm)
+{
+	lockdep_assert_held(&kvm->slots_lock);
+	for (int i = 0; i < kvm->nr_as_ids; i++)
+		if (kvm_memslots_count(__kvm_memslots(kvm, i)))
+			return false;
+	return true;
+}
+
+/*
+ * KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP: after a ring, and only while no
+ * memslot exists, so every logged slot created later gets a bitmap.
+ */
+static int kvm_vm_ioctl_enable_dirty_ring_bitmap(struct kvm *kvm,
+						 const struct kvm_enable_cap *cap)
+{
+	int r = -EINVAL;
+
+	if (!ukvm_check_extension(kvm, cap->cap) || !kvm_dirty_ring_size(kvm) ||
+	    cap->flags)
+		return r;
+	mutex_lock(&kvm->slots_lock);
+	if (kvm_are_all_memslots_empty(kvm)) {
+		kvm->dirty_ring_with_bitmap = true;
+		r = 0;
+	}
+	mutex_unlock(&kvm->slots_lock);
+	return r;
+}
+
 int ukvm_enable_cap(struct kvm *kvm, const struct kvm_enable_cap *cap)
 {
 	uint64_t allowed = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
@@ -284,6 +360,15 @@ int ukvm_enable_cap(struct kvm *kvm, const struct kvm_enable_cap *cap)
 	if (!kvm || !cap)
 		return -EFAULT;
 	switch (cap->cap) {
+	case KVM_CAP_DIRTY_LOG_RING:
+	case KVM_CAP_DIRTY_LOG_RING_ACQ_REL:
+		/* Refused where check_extension says 0 (Dirty-bit mode). */
+		if (!ukvm_check_extension(kvm, cap->cap))
+			return -EINVAL;
+		/* KVM takes args[0] as a u32: the high half is ignored. */
+		return kvm_vm_ioctl_enable_dirty_log_ring(kvm, (uint32_t)cap->args[0]);
+	case KVM_CAP_DIRTY_LOG_RING_WITH_BITMAP:
+		return kvm_vm_ioctl_enable_dirty_ring_bitmap(kvm, cap);
 	case KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2:
 		/* INITIALLY_SET only together with MANUAL_PROTECT_ENABLE. */
 		if (cap->args[0] & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE)

@@ -58,8 +58,10 @@ static int kvm_prepare_memory_region(struct kvm *kvm,
 			new->dirty_bitmap = NULL;
 		else if (old && old->dirty_bitmap)
 			new->dirty_bitmap = old->dirty_bitmap;
-		else
+		else if (kvm_use_dirty_bitmap(kvm))
 			r = kvm_alloc_dirty_bitmap(kvm, new);
+		else	/* a dirty ring without the backup bitmap */
+			new->dirty_bitmap = NULL;
 		if (r)
 			return r;
 	}

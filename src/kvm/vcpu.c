@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * vCPUs: creation under kvm->lock (kvm-brief.md 8.1), the one-ioctl-at-a-
- * time vcpu->mutex (8.2), the per-vCPU kvm->srcu read section, and freezing
- * every vCPU of a VM (kvm_lock_all_vcpus(), nest_lock under kvm->lock).
+ * time vcpu->mutex (8.2), the running vCPU of a thread (vcpu_load/put), the
+ * per-vCPU kvm->srcu read section, and freezing every vCPU of a VM
+ * (kvm_lock_all_vcpus(), nest_lock under kvm->lock).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,6 +15,19 @@
 #include "ukvm/ukvm.h"
 
 #define KVM_MAX_VCPU_IDS 4096
+
+/*
+ * The kernel's per-CPU kvm_running_vcpu, set by vcpu_load() and cleared by
+ * vcpu_put(): here a thread-local set for the whole of a vCPU ioctl (the
+ * thread is the vCPU's "CPU" while it holds vcpu->mutex).  Dirty marking
+ * uses it to find the ring to push to.
+ */
+static __thread struct kvm_vcpu *kvm_running_vcpu;
+
+struct kvm_vcpu *kvm_get_running_vcpu(void)
+{
+	return kvm_running_vcpu;
+}
 
 static struct kvm_vcpu *kvm_get_vcpu_by_id(struct kvm *kvm, int id)
 {
@@ -41,6 +55,7 @@ static int kvm_vm_ioctl_create_vcpu(struct kvm *kvm, unsigned long id,
 {
 	size_t arch_size = kvm->arch_ops ? kvm->arch_ops->vcpu_size : 0;
 	struct kvm_vcpu *vcpu;
+	uint32_t ring_size;
 	int r, idx;
 
 	if (id >= KVM_MAX_VCPU_IDS)
@@ -53,6 +68,8 @@ static int kvm_vm_ioctl_create_vcpu(struct kvm *kvm, unsigned long id,
 	}
 	/* Counted now, so capabilities "set before any vCPU" can check it. */
 	kvm->created_vcpus++;
+	/* Cannot change any more: the ring cap fails once a vCPU is counted. */
+	ring_size = kvm_dirty_ring_size(kvm);
 	mutex_unlock(&kvm->lock);
 
 	vcpu = aligned_alloc(64, (sizeof(*vcpu) + arch_size + 63) & ~63UL);
@@ -67,6 +84,11 @@ static int kvm_vm_ioctl_create_vcpu(struct kvm *kvm, unsigned long id,
 		if (r)
 			goto vcpu_free;
 	}
+	if (ring_size) {
+		r = kvm_dirty_ring_alloc(kvm, &vcpu->dirty_ring, ring_size);
+		if (r)
+			goto arch_vcpu_destroy;
+	}
 
 	mutex_lock(&kvm->lock);
 	if (kvm_get_vcpu_by_id(kvm, (int)id)) {
@@ -75,6 +97,7 @@ static int kvm_vm_ioctl_create_vcpu(struct kvm *kvm, unsigned long id,
 	}
 	idx = atomic_load(&kvm->online_vcpus);
 	vcpu->vcpu_idx = idx;
+	vcpu->dirty_ring.index = idx;
 	kvm->vcpus[idx] = vcpu;
 	/*
 	 * Hold vcpu->mutex while the vCPU goes online (6.13+): an ioctl on it
@@ -92,6 +115,8 @@ static int kvm_vm_ioctl_create_vcpu(struct kvm *kvm, unsigned long id,
 
 unlock_destroy:
 	mutex_unlock(&kvm->lock);
+	kvm_dirty_ring_free(&vcpu->dirty_ring);
+arch_vcpu_destroy:
 	kvm_arch_call(kvm, vcpu_destroy, vcpu);
 vcpu_free:
 	mutex_destroy(&vcpu->mutex);
@@ -121,6 +146,7 @@ void kvm_destroy_vcpus(struct kvm *kvm)
 		struct kvm_vcpu *vcpu = kvm->vcpus[i];
 
 		kvm_arch_call(kvm, vcpu_destroy, vcpu);
+		kvm_dirty_ring_free(&vcpu->dirty_ring);
 		if (vcpu->run_state_free)
 			vcpu->run_state_free(vcpu->run_state);
 		mutex_destroy(&vcpu->mutex);
@@ -130,16 +156,31 @@ void kvm_destroy_vcpus(struct kvm *kvm)
 	atomic_store(&kvm->online_vcpus, 0);
 }
 
-/* Entry of every vCPU ioctl: one at a time per vCPU. */
+/*
+ * Entry of every vCPU ioctl: one at a time per vCPU, and the vCPU is the
+ * calling thread's running vCPU until kvm_vcpu_ioctl_end() (vcpu_load()).
+ */
 int kvm_vcpu_ioctl_begin(struct kvm_vcpu *vcpu)
 {
+	int r;
+
 	if (atomic_load(&vcpu->kvm->vm_dead))
 		return -EIO;
-	return mutex_lock_killable(&vcpu->mutex);
+	r = mutex_lock_killable(&vcpu->mutex);
+	if (r)
+		return r;
+	/* A thread inside another vCPU's ioctl gets it back at the end. */
+	vcpu->prev_running_vcpu = kvm_running_vcpu;
+	kvm_running_vcpu = vcpu;
+	return 0;
 }
 
 void kvm_vcpu_ioctl_end(struct kvm_vcpu *vcpu)
 {
+	/* vcpu_put() */
+	UKVM_WARN_ON(kvm_running_vcpu != vcpu);
+	kvm_running_vcpu = vcpu->prev_running_vcpu;
+	vcpu->prev_running_vcpu = NULL;
 	mutex_unlock(&vcpu->mutex);
 }
 

@@ -58,6 +58,14 @@ int mt_set_slot_flags(struct mt_vm *vm, uint32_t flags)
 	return r;
 }
 
+int mt_enable_cap(struct kvm *kvm, uint32_t capability, uint64_t arg0, uint32_t flags)
+{
+	struct kvm_enable_cap cap = { .cap = capability, .flags = flags };
+
+	cap.args[0] = arg0;
+	return ukvm_enable_cap(kvm, &cap);
+}
+
 void mt_vm_destroy(struct mt_vm *vm)
 {
 	ukvm_destroy_vm(vm->kvm);
@@ -133,4 +141,30 @@ uint64_t mt_spte(struct kvm_vcpu *vcpu, uint64_t gpa, int *level)
 	if (level)
 		*level = leaf;
 	return leaf > 0 ? sptes[leaf] : 0;
+}
+
+/*
+ * The VMM's harvest: entries in ring order while DIRTY (load-acquire),
+ * copied out, then handed back with a store-release of RESET.
+ */
+int mt_ring_harvest(struct kvm_vcpu *vcpu, uint32_t *fetch, struct kvm_dirty_gfn *out,
+		    int max)
+{
+	struct kvm_dirty_gfn *ring;
+	uint32_t n;
+	int got = 0;
+
+	if (ukvm_vcpu_dirty_ring(vcpu, &ring, &n))
+		return -1;
+	while (got < max) {
+		struct kvm_dirty_gfn *e = &ring[*fetch & (n - 1)];
+
+		if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY))
+			break;
+		out[got].slot = e->slot;
+		out[got++].offset = e->offset;
+		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+		(*fetch)++;
+	}
+	return got;
 }

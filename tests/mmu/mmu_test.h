@@ -36,6 +36,8 @@ void mt_vm_create(struct mt_vm *vm, const struct ukvm_vm_config *cfg,
 		  uint32_t slot_flags);
 void mt_vm_destroy(struct mt_vm *vm);
 int mt_set_slot_flags(struct mt_vm *vm, uint32_t flags);
+/* KVM_ENABLE_CAP with args[0] = @arg0. */
+int mt_enable_cap(struct kvm *kvm, uint32_t capability, uint64_t arg0, uint32_t flags);
 
 /*
  * A scripted guest: a list of accesses executed in order; the vCPU exits
@@ -57,6 +59,14 @@ uint64_t mt_host_read64(struct mt_vm *vm, uint64_t gpa);
 
 /* The SPTE mapping @gpa (leaf, or the last one on the walk). */
 uint64_t mt_spte(struct kvm_vcpu *vcpu, uint64_t gpa, int *level);
+
+/*
+ * The VMM's side of a vCPU's dirty ring: from *@fetch on, copy out up to
+ * @max entries while DIRTY (load-acquire), handing each back with a
+ * store-release of RESET.  Returns the number copied, -1 if no ring.
+ */
+int mt_ring_harvest(struct kvm_vcpu *vcpu, uint32_t *fetch, struct kvm_dirty_gfn *out,
+		    int max);
 
 #define mt_assert_clean()                                                     \
 	do {                                                                  \

@@ -255,6 +255,19 @@ static void x86_sync_dirty_log(struct kvm *kvm, struct kvm_memory_slot *slot)
 		kvm_tdp_mmu_harvest_dirty(kvm, slot);
 }
 
+/*
+ * No dirty ring in Dirty-bit mode.  KVM combines rings with PML: each
+ * vCPU's PML buffer is drained into its own ring on every VM-exit.  ukvm
+ * has no PML; its Dirty-bit mode learns about writes only when the VMM
+ * harvests the D bits (sync_dirty_log, from the VMM's thread, for a whole
+ * slot), which has no vCPU to push to, so KVM_CAP_DIRTY_LOG_RING is
+ * refused with -EINVAL there (check_extension answers 0).
+ */
+static bool x86_dirty_ring_supported(struct kvm *kvm)
+{
+	return kvm_x86(kvm)->dirty_mode != UKVM_DIRTY_DBIT;
+}
+
 const struct kvm_arch_ops kvm_x86_arch_ops = {
 	.name = "x86 (EPT, TDP MMU)",
 	.vm_size = sizeof(struct kvm_arch),
@@ -283,6 +296,7 @@ const struct kvm_arch_ops kvm_x86_arch_ops = {
 	.lockless_aging = false,
 	.mmu_enable_log_dirty_pt_masked = x86_enable_log_dirty_pt_masked,
 	.sync_dirty_log = x86_sync_dirty_log,
+	.dirty_ring_supported = x86_dirty_ring_supported,
 };
 
 /* ---- "loading the vendor module" ---- */
