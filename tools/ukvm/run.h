@@ -103,7 +103,6 @@ struct run_vcpu {
 	_Atomic bool active;		/* may be inside or about to enter KVM_RUN */
 	_Atomic bool finished;		/* the guest did its passes (or was stopped) */
 	_Atomic bool want_ioctls;	/* set by the vcpu-ioctls thread, then a kick */
-	_Atomic int error;		/* KVM_RUN's first error */
 	/* owned by the vCPU thread */
 	bool apic_disabled, apicv_inhibited;
 	uint64_t tsc;

@@ -239,9 +239,6 @@ static void *vcpu_thread(void *arg)
 		}
 		ret = ukvm_vcpu_run(v->vcpu, &run);
 		if (ret) {
-			int none = 0;
-
-			atomic_compare_exchange_strong(&v->error, &none, ret);
 			run_unexpected(r, "KVM_RUN", ret);
 			break;
 		}
