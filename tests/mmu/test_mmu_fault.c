@@ -377,6 +377,49 @@ static void test_retry_on_racing_invalidation(void **state)
 	}
 }
 
+/*
+ * A memslot's gfns belong to its address space: discarding the memory of an
+ * address-space-1 slot, or turning on its dirty log, must not touch the
+ * address-space-0 mapping of the same gfn.
+ */
+static void test_address_spaces_are_separate(void **state)
+{
+	struct kvm_userspace_memory_region smm;
+	struct mt_vm vm;
+	struct kvm_vcpu *vcpu;
+	unsigned long hva1;
+	uint64_t v = 0x77, spte;
+
+	(void)state;
+	mt_vm_create(&vm, NULL, GPA, SZ, 0, 0);
+	hva1 = host_mmap(host_current_mm, SZ, VM_READ | VM_WRITE);
+	assert_false(IS_ERR_HVA(hva1));
+	smm = (struct kvm_userspace_memory_region){ .slot = 1u << 16 | 1,
+		.guest_phys_addr = GPA, .memory_size = SZ, .userspace_addr = hva1 };
+	assert_int_equal(ukvm_set_user_memory_region(vm.kvm, &smm), 0);
+	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &vcpu), 0);
+	assert_int_equal(mt_access(vcpu, GPA, UKVM_ACCESS_WRITE, &v), 0);
+	spte = mt_spte(vcpu, GPA, NULL);
+	assert_true(is_writable_pte(spte));
+
+	/* The SMM copy of the gfn goes away: address space 0 keeps its SPTE. */
+	assert_int_equal(host_madvise_dontneed(host_current_mm, hva1, SZ), 0);
+	assert_int_equal(mt_spte(vcpu, GPA, NULL), spte);
+	/* Dirty logging on the SMM slot write-protects nothing of space 0. */
+	smm.flags = KVM_MEM_LOG_DIRTY_PAGES;
+	assert_int_equal(ukvm_set_user_memory_region(vm.kvm, &smm), 0);
+	assert_int_equal(mt_spte(vcpu, GPA, NULL), spte);
+	/* Space 0's own memory going away does zap it. */
+	assert_int_equal(host_madvise_dontneed(host_current_mm, vm.hva, PAGE_SIZE), 0);
+	assert_false(is_shadow_present_pte(mt_spte(vcpu, GPA, NULL)));
+
+	smm.memory_size = 0;
+	assert_int_equal(ukvm_set_user_memory_region(vm.kvm, &smm), 0);
+	mt_vm_destroy(&vm);
+	assert_int_equal(host_munmap(host_current_mm, hva1, SZ), 0);
+	mt_assert_clean();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_mmio_and_readonly),
 		cmocka_unit_test(test_efault_after_mprotect),
 		cmocka_unit_test(test_retry_on_racing_invalidation),
+		cmocka_unit_test(test_address_spaces_are_separate),
 	};
 
 	return cmocka_run_group_tests_name("mmu_fault", tests,

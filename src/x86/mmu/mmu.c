@@ -355,7 +355,7 @@ void kvm_mmu_zap_memslot(struct kvm *kvm, struct kvm_memory_slot *slot)
 	write_lock(&kvm->mmu_lock);
 	kvm_mmu_zap_shadow_range(kvm, slot->as_id, slot->base_gfn,
 				 slot->base_gfn + slot->npages);
-	flush = kvm_tdp_mmu_zap_leafs(kvm, slot->base_gfn,
+	flush = kvm_tdp_mmu_zap_leafs(kvm, slot->as_id, slot->base_gfn,
 				      slot->base_gfn + slot->npages, false);
 	if (flush)
 		kvm_flush_remote_tlbs_memslot(kvm, slot);

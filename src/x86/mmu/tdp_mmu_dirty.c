@@ -10,10 +10,14 @@
 #include "sync/race.h"
 #include "x86/mmu/tdp_mmu.h"
 
-/* Iterate the valid roots inside RCU (mmu_lock held by the caller). */
-#define for_each_valid_root(kvm, root)                                        \
+/*
+ * Iterate the valid roots of address space @_as_id inside RCU (mmu_lock held
+ * by the caller): a memslot's gfns mean nothing in the other space.
+ */
+#define for_each_valid_root(kvm, root, _as_id)                                \
 	for_each_tdp_mmu_root(kvm, root)                                      \
-		if (is_obsolete_root(root)) {} else
+		if (is_obsolete_root(root) ||                                 \
+		    (int)sp_role(root).as_id != (_as_id)) {} else
 
 /*
  * Enabling dirty logging: clear W on every leaf of the slot (huge ones too:
@@ -30,7 +34,7 @@ bool kvm_tdp_mmu_wrprot_slot(struct kvm *kvm, const struct kvm_memory_slot *slot
 
 	lockdep_assert_held_read(&kvm->mmu_lock);
 	ukvm_rcu_read_lock();
-	for_each_valid_root(kvm, root) {
+	for_each_valid_root(kvm, root, slot->as_id) {
 		for_each_tdp_pte_min_level(iter, root, min_level, start, end) {
 retry:
 			if (!is_shadow_present_pte(iter.old_spte) ||
@@ -65,7 +69,7 @@ bool kvm_tdp_mmu_clear_dirty_slot(struct kvm *kvm,
 
 	lockdep_assert_held_read(&kvm->mmu_lock);
 	ukvm_rcu_read_lock();
-	for_each_valid_root(kvm, root) {
+	for_each_valid_root(kvm, root, slot->as_id) {
 		for_each_tdp_pte(iter, root, start, end) {
 			uint64_t clear;
 retry:
@@ -104,10 +108,9 @@ void kvm_tdp_mmu_clear_dirty_pt_masked(struct kvm *kvm,
 	struct kvm_mmu_page *root;
 	struct tdp_iter iter;
 
-	(void)slot;
 	lockdep_assert_held_write(&kvm->mmu_lock);
 	ukvm_rcu_read_lock();
-	for_each_valid_root(kvm, root) {
+	for_each_valid_root(kvm, root, slot->as_id) {
 		unsigned long m = mask;
 
 		for_each_tdp_pte(iter, root, gfn + (gfn_t)__builtin_ctzl(m),
@@ -142,10 +145,9 @@ bool kvm_tdp_mmu_write_protect_gfn(struct kvm *kvm, struct kvm_memory_slot *slot
 	struct tdp_iter iter;
 	bool spte_set = false;
 
-	(void)slot;
 	lockdep_assert_held_write(&kvm->mmu_lock);
 	ukvm_rcu_read_lock();
-	for_each_valid_root(kvm, root) {
+	for_each_valid_root(kvm, root, slot->as_id) {
 		for_each_tdp_pte_min_level(iter, root, min_level, gfn, gfn + 1) {
 			if (!is_shadow_present_pte(iter.old_spte) ||
 			    !is_last_spte(iter.old_spte, iter.level) ||
@@ -239,7 +241,7 @@ void kvm_tdp_mmu_harvest_dirty(struct kvm *kvm, struct kvm_memory_slot *slot)
 	struct tdp_iter iter;
 
 	ukvm_rcu_read_lock();
-	for_each_valid_root(kvm, root) {
+	for_each_valid_root(kvm, root, slot->as_id) {
 		for_each_tdp_pte(iter, root, start, end) {
 			if (iter.level == PG_LEVEL_4K &&
 			    is_shadow_present_pte(iter.old_spte) &&
@@ -265,6 +267,8 @@ bool kvm_tdp_mmu_age_gfn_range(struct kvm *kvm, struct kvm_gfn_range *range)
 	lockdep_assert_held_write(&kvm->mmu_lock);
 	ukvm_rcu_read_lock();
 	for_each_tdp_mmu_root(kvm, root) {
+		if ((int)sp_role(root).as_id != range->slot->as_id)
+			continue;
 		for_each_tdp_pte(iter, root, range->start, range->end) {
 			if (!is_shadow_present_pte(iter.old_spte) ||
 			    !is_last_spte(iter.old_spte, iter.level) ||
@@ -295,6 +299,8 @@ bool kvm_tdp_mmu_test_age_gfn(struct kvm *kvm, struct kvm_gfn_range *range)
 
 	ukvm_rcu_read_lock();
 	for_each_tdp_mmu_root(kvm, root) {
+		if ((int)sp_role(root).as_id != range->slot->as_id)
+			continue;
 		for_each_tdp_pte(iter, root, range->start, range->end) {
 			if (is_shadow_present_pte(iter.old_spte) &&
 			    is_last_spte(iter.old_spte, iter.level) &&

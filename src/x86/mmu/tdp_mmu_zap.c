@@ -15,7 +15,7 @@
  * current root on the list while mmu_lock or RCU is let go.
  */
 static struct kvm_mmu_page *tdp_mmu_next_root(struct kvm *kvm,
-					      struct kvm_mmu_page *prev,
+					      struct kvm_mmu_page *prev, int as_id,
 					      bool only_valid, bool only_invalid)
 {
 	struct kvm_arch *ka = kvm_x86(kvm);
@@ -28,7 +28,8 @@ static struct kvm_mmu_page *tdp_mmu_next_root(struct kvm *kvm,
 	while (pos != &ka->tdp_mmu_roots) {
 		struct kvm_mmu_page *r = caa_container_of(pos, struct kvm_mmu_page, link);
 
-		if ((!only_valid || !is_obsolete_root(r)) &&
+		if ((as_id < 0 || (int)sp_role(r).as_id == as_id) &&
+		    (!only_valid || !is_obsolete_root(r)) &&
 		    (!only_invalid || is_obsolete_root(r)) &&
 		    kvm_tdp_mmu_get_root(r)) {
 			next = r;
@@ -42,9 +43,11 @@ static struct kvm_mmu_page *tdp_mmu_next_root(struct kvm *kvm,
 	return next;
 }
 
-#define for_each_tdp_mmu_root_yield_safe(kvm, root, only_valid)               \
-	for ((root) = tdp_mmu_next_root((kvm), NULL, (only_valid), false);    \
-	     (root); (root) = tdp_mmu_next_root((kvm), (root), (only_valid), false))
+/* @as_id < 0: every address space. */
+#define for_each_tdp_mmu_root_yield_safe(kvm, root, as_id, only_valid)        \
+	for ((root) = tdp_mmu_next_root((kvm), NULL, (as_id), (only_valid), false); \
+	     (root);                                                          \
+	     (root) = tdp_mmu_next_root((kvm), (root), (as_id), (only_valid), false))
 
 /*
  * Zap the leaf SPTEs of [start, end) in @root, mmu_lock held for write.  The
@@ -89,19 +92,20 @@ bool kvm_tdp_mmu_unmap_gfn_range(struct kvm *kvm, struct kvm_gfn_range *range,
 	struct kvm_mmu_page *root;
 
 	lockdep_assert_held_write(&kvm->mmu_lock);
-	for_each_tdp_mmu_root_yield_safe(kvm, root, false)
+	for_each_tdp_mmu_root_yield_safe(kvm, root, range->slot->as_id, false)
 		flush = tdp_mmu_zap_leafs(kvm, root, range->start, range->end,
 					  range->may_block, flush);
 	return flush;
 }
 
-/* Zap leaves of a gfn range in every root (memslot deletion/move). */
-bool kvm_tdp_mmu_zap_leafs(struct kvm *kvm, gfn_t start, gfn_t end, bool flush)
+/* Zap leaves of a gfn range in every root of @as_id (memslot deletion/move). */
+bool kvm_tdp_mmu_zap_leafs(struct kvm *kvm, int as_id, gfn_t start, gfn_t end,
+			   bool flush)
 {
 	struct kvm_mmu_page *root;
 
 	lockdep_assert_held_write(&kvm->mmu_lock);
-	for_each_tdp_mmu_root_yield_safe(kvm, root, false)
+	for_each_tdp_mmu_root_yield_safe(kvm, root, as_id, false)
 		flush = tdp_mmu_zap_leafs(kvm, root, start, end, true, flush);
 	return flush;
 }
@@ -161,8 +165,8 @@ void kvm_tdp_mmu_zap_invalidated_roots(struct kvm *kvm, bool shared)
 {
 	struct kvm_mmu_page *root;
 
-	for (root = tdp_mmu_next_root(kvm, NULL, false, true); root;
-	     root = tdp_mmu_next_root(kvm, root, false, true)) {
+	for (root = tdp_mmu_next_root(kvm, NULL, -1, false, true); root;
+	     root = tdp_mmu_next_root(kvm, root, -1, false, true)) {
 		if (!root->tdp_mmu_scheduled_root_to_zap)
 			continue;
 		root->tdp_mmu_scheduled_root_to_zap = false;
@@ -181,7 +185,7 @@ void kvm_tdp_mmu_zap_all(struct kvm *kvm)
 	struct kvm_mmu_page *root;
 
 	lockdep_assert_held_write(&kvm->mmu_lock);
-	for_each_tdp_mmu_root_yield_safe(kvm, root, false)
+	for_each_tdp_mmu_root_yield_safe(kvm, root, -1, false)
 		tdp_mmu_zap_root(kvm, root, false);
 }
 
@@ -198,7 +202,7 @@ void kvm_tdp_mmu_recover_huge_pages(struct kvm *kvm,
 	struct tdp_iter iter;
 
 	lockdep_assert_held_read(&kvm->mmu_lock);
-	for_each_tdp_mmu_root_yield_safe(kvm, root, true) {
+	for_each_tdp_mmu_root_yield_safe(kvm, root, slot->as_id, true) {
 		ukvm_rcu_read_lock();
 		for_each_tdp_pte_min_level(iter, root, PG_LEVEL_2M, start, end) {
 retry:
