@@ -29,11 +29,13 @@ struct kvm_vcpu;
 /* ---- the host: physical memory, the VMM's address space, CPUs ---- */
 
 struct ukvm_host_config {
-	size_t mem_bytes;	/* host physical memory (populated at start) */
-	unsigned int nr_cpus;	/* simulated host CPUs */
-	size_t swap_bytes;	/* swap space for the host's swap-out */
+	size_t mem_bytes;	/* host physical memory (populated at start); 0: 1 GiB */
+	unsigned int nr_cpus;	/* simulated host CPUs; 0: this machine's */
+	size_t swap_bytes;	/* swap space for the host's swap-out; 0: none */
 	bool poison_frames;	/* detect writes into freed frames */
 };
+
+/* @cfg may be NULL (all defaults).  -EINVAL for a bad size, -EBUSY if up. */
 
 int ukvm_host_init(const struct ukvm_host_config *cfg);
 void ukvm_host_exit(void);

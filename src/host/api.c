@@ -4,22 +4,35 @@
  * libukvm as a guest-memory manager: the VMM's address space.
  */
 #include <errno.h>
+#include <unistd.h>
 
 #include "host/host_internal.h"
 #include "ukvm/ukvm.h"
 
+#define UKVM_HOST_DEFAULT_MEM	(1UL << 30)
+
 int ukvm_host_init(const struct ukvm_host_config *cfg)
 {
+	static const struct ukvm_host_config defaults;
 	struct host_config hc;
+	long ncpu;
 
 	if (!cfg)
-		return -EINVAL;
+		cfg = &defaults;
 	hc = (struct host_config){
 		.mem_bytes = cfg->mem_bytes,
 		.nr_cpus = cfg->nr_cpus,
 		.swap_bytes = cfg->swap_bytes,
 		.poison_frames = cfg->poison_frames,
 	};
+	/* Zero means "the default": 1 GiB, as many CPUs as this machine has. */
+	if (!hc.mem_bytes)
+		hc.mem_bytes = UKVM_HOST_DEFAULT_MEM;
+	if (!hc.nr_cpus) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		hc.nr_cpus = ncpu < 1 ? 1 : ncpu > HOST_MAX_CPUS ? HOST_MAX_CPUS :
+			     (unsigned int)ncpu;
+	}
 	return host_init(&hc);
 }
 
