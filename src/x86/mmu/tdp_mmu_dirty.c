@@ -20,6 +20,35 @@
 		    (int)sp_role(root).as_id != (_as_id)) {} else
 
 /*
+ * With mmu_lock held for read: take W away from a present leaf — or, with
+ * @dirty_bit, Dirty from a 4 KiB leaf with A/D bits — retrying the cmpxchg
+ * until it sticks or the leaf is gone or frozen.  Records the protection
+ * for the flush the caller owes (Appendix B 9).
+ */
+static bool tdp_mmu_leaf_clear_atomic(struct kvm *kvm, struct tdp_iter *iter,
+				      bool dirty_bit)
+{
+	for (;;) {
+		uint64_t clear = VMX_EPT_WRITABLE_MASK;
+
+		if (!is_shadow_present_pte(iter->old_spte) ||
+		    !is_last_spte(iter->old_spte, iter->level))
+			return false;
+		if (dirty_bit && iter->level == PG_LEVEL_4K &&
+		    spte_ad_enabled(iter->old_spte))
+			clear = VMX_EPT_DIRTY_BIT;
+		if (!(iter->old_spte & clear))
+			return false;
+		if (!tdp_mmu_set_spte_atomic(kvm, iter, iter->old_spte & ~clear))
+			break;
+		if (is_frozen_spte(iter->old_spte))
+			return false;
+	}
+	atomic_store(&kvm->wrprot_unflushed, 1);
+	return true;
+}
+
+/*
  * Enabling dirty logging: clear W on every leaf of the slot (huge ones too:
  * they split when written).  mmu_lock for read, cmpxchg, retry on failure.
  * MMU-writable stays set, so the fast path can make them writable again.
@@ -34,30 +63,17 @@ bool kvm_tdp_mmu_wrprot_slot(struct kvm *kvm, const struct kvm_memory_slot *slot
 
 	lockdep_assert_held_read(&kvm->mmu_lock);
 	ukvm_rcu_read_lock();
-	for_each_valid_root(kvm, root, slot->as_id) {
-		for_each_tdp_pte_min_level(iter, root, min_level, start, end) {
-retry:
-			if (!is_shadow_present_pte(iter.old_spte) ||
-			    !is_last_spte(iter.old_spte, iter.level) ||
-			    !is_writable_pte(iter.old_spte))
-				continue;
-			if (tdp_mmu_set_spte_atomic(kvm, &iter,
-					iter.old_spte & ~VMX_EPT_WRITABLE_MASK)) {
-				if (is_frozen_spte(iter.old_spte))
-					continue;
-				goto retry;
-			}
-			atomic_store(&kvm->wrprot_unflushed, 1);
-			spte_set = true;
-		}
-	}
+	for_each_valid_root(kvm, root, slot->as_id)
+		for_each_tdp_pte_min_level(iter, root, min_level, start, end)
+			spte_set |= tdp_mmu_leaf_clear_atomic(kvm, &iter, false);
 	ukvm_rcu_read_unlock();
 	return spte_set;
 }
 
 /*
  * Dirty-bit mode, enabling: clear Dirty on 4 KiB leaves (the CPU sets it
- * again on the next write), write-protect larger ones (so they split).
+ * again on the next write), write-protect larger ones (so they split) and
+ * leaves without A/D bits.
  */
 bool kvm_tdp_mmu_clear_dirty_slot(struct kvm *kvm,
 				  const struct kvm_memory_slot *slot)
@@ -69,28 +85,9 @@ bool kvm_tdp_mmu_clear_dirty_slot(struct kvm *kvm,
 
 	lockdep_assert_held_read(&kvm->mmu_lock);
 	ukvm_rcu_read_lock();
-	for_each_valid_root(kvm, root, slot->as_id) {
-		for_each_tdp_pte(iter, root, start, end) {
-			uint64_t clear;
-retry:
-			if (!is_shadow_present_pte(iter.old_spte) ||
-			    !is_last_spte(iter.old_spte, iter.level))
-				continue;
-			if (iter.level > PG_LEVEL_4K || !spte_ad_enabled(iter.old_spte))
-				clear = VMX_EPT_WRITABLE_MASK;
-			else
-				clear = VMX_EPT_DIRTY_BIT;
-			if (!(iter.old_spte & clear))
-				continue;
-			if (tdp_mmu_set_spte_atomic(kvm, &iter, iter.old_spte & ~clear)) {
-				if (is_frozen_spte(iter.old_spte))
-					continue;
-				goto retry;
-			}
-			atomic_store(&kvm->wrprot_unflushed, 1);
-			spte_set = true;
-		}
-	}
+	for_each_valid_root(kvm, root, slot->as_id)
+		for_each_tdp_pte(iter, root, start, end)
+			spte_set |= tdp_mmu_leaf_clear_atomic(kvm, &iter, true);
 	ukvm_rcu_read_unlock();
 	return spte_set;
 }
