@@ -127,14 +127,22 @@ static const struct kvm_io_range *bus_find(const struct kvm_io_bus *bus,
 	return NULL;
 }
 
-int kvm_io_bus_write(struct kvm_vcpu *vcpu, enum kvm_bus bus_idx, gpa_t addr,
-		     int len, const void *val)
+/* The device covering [addr, addr + len) on @bus_idx, inside kvm->srcu. */
+static const struct kvm_io_range *io_bus_lookup(struct kvm_vcpu *vcpu,
+						enum kvm_bus bus_idx, gpa_t addr,
+						int len)
 {
-	const struct kvm_io_range *r;
 	struct kvm_io_bus *bus;
 
 	bus = srcu_dereference(vcpu->kvm->buses[bus_idx], &vcpu->kvm->srcu);
-	r = bus ? bus_find(bus, addr, len) : NULL;
+	return bus ? bus_find(bus, addr, len) : NULL;
+}
+
+int kvm_io_bus_write(struct kvm_vcpu *vcpu, enum kvm_bus bus_idx, gpa_t addr,
+		     int len, const void *val)
+{
+	const struct kvm_io_range *r = io_bus_lookup(vcpu, bus_idx, addr, len);
+
 	if (!r || !r->dev->ops->write)
 		return -EOPNOTSUPP;
 	return r->dev->ops->write(vcpu, r->dev, addr, len, val);
@@ -143,11 +151,8 @@ int kvm_io_bus_write(struct kvm_vcpu *vcpu, enum kvm_bus bus_idx, gpa_t addr,
 int kvm_io_bus_read(struct kvm_vcpu *vcpu, enum kvm_bus bus_idx, gpa_t addr,
 		    int len, void *val)
 {
-	const struct kvm_io_range *r;
-	struct kvm_io_bus *bus;
+	const struct kvm_io_range *r = io_bus_lookup(vcpu, bus_idx, addr, len);
 
-	bus = srcu_dereference(vcpu->kvm->buses[bus_idx], &vcpu->kvm->srcu);
-	r = bus ? bus_find(bus, addr, len) : NULL;
 	if (!r || !r->dev->ops->read)
 		return -EOPNOTSUPP;
 	return r->dev->ops->read(vcpu, r->dev, addr, len, val);

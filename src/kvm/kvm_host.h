@@ -468,11 +468,10 @@ void kvm_mmu_invalidate_begin(struct kvm *kvm);
 void kvm_mmu_invalidate_range_add(struct kvm *kvm, gfn_t start, gfn_t end);
 void kvm_mmu_invalidate_end(struct kvm *kvm);
 
-/* Authoritative check, under mmu_lock: must the fault for @gfn retry? */
-static inline bool mmu_invalidate_retry_gfn(struct kvm *kvm,
-					    unsigned long mmu_seq, gfn_t gfn)
+/* The body of both checks below; mmu_lock decides whether it is reliable. */
+static inline bool __mmu_invalidate_retry_gfn(struct kvm *kvm,
+					      unsigned long mmu_seq, gfn_t gfn)
 {
-	lockdep_assert_held(&kvm->mmu_lock);
 	if (__builtin_expect(atomic_load_explicit(&kvm->mmu_invalidate_in_progress,
 						  memory_order_acquire) != 0, 0)) {
 		gfn_t s = atomic_load_explicit(&kvm->mmu_invalidate_range_start,
@@ -488,22 +487,20 @@ static inline bool mmu_invalidate_retry_gfn(struct kvm *kvm,
 				    memory_order_acquire) != mmu_seq;
 }
 
+/* Authoritative check, under mmu_lock: must the fault for @gfn retry? */
+static inline bool mmu_invalidate_retry_gfn(struct kvm *kvm,
+					    unsigned long mmu_seq, gfn_t gfn)
+{
+	lockdep_assert_held(&kvm->mmu_lock);
+	return __mmu_invalidate_retry_gfn(kvm, mmu_seq, gfn);
+}
+
 /* Unlocked early-out, may give false answers either way. */
 static inline bool mmu_invalidate_retry_gfn_unsafe(struct kvm *kvm,
 						   unsigned long mmu_seq,
 						   gfn_t gfn)
 {
-	if (atomic_load_explicit(&kvm->mmu_invalidate_in_progress,
-				 memory_order_acquire)) {
-		gfn_t s = atomic_load_explicit(&kvm->mmu_invalidate_range_start,
-					       memory_order_relaxed);
-		gfn_t e = atomic_load_explicit(&kvm->mmu_invalidate_range_end,
-					       memory_order_relaxed);
-		if (s == INVALID_GFN || (gfn >= s && gfn < e))
-			return true;
-	}
-	return atomic_load_explicit(&kvm->mmu_invalidate_seq,
-				    memory_order_acquire) != mmu_seq;
+	return __mmu_invalidate_retry_gfn(kvm, mmu_seq, gfn);
 }
 
 /* ---------------------------------------------------------------------- */
