@@ -53,6 +53,12 @@ struct guest_config {
 	uint64_t passes;	/* passes over a vCPU's pages; 0: until stopped */
 	int scratch_every;	/* gfn % N == 0: scratch; 0: no scratch pages */
 	int pattern_every;	/* gfn % N == N / 2: pattern; 0: none */
+	/*
+	 * Halt (UKVM_GUEST_HALT: HLT, sleep until an interrupt) after every N
+	 * accesses; 0: never.  Only for a VMM that will wake the vCPUs: a
+	 * halted vCPU runs again on an interrupt or a kick.
+	 */
+	uint64_t halt_every;
 };
 
 struct guest_workload;
@@ -66,6 +72,21 @@ void *guest_vcpu_ctx(struct guest_workload *w, int v);
 /* Make every guest finish (next() returns UKVM_GUEST_EXIT). */
 void guest_workload_stop(struct guest_workload *w);
 bool guest_vcpu_finished(struct guest_workload *w, int v);
+
+/*
+ * For a VMM harvesting a dirty ring (tests/mmu/test_mmu_dirty_ring.c): the
+ * steps the guest of vCPU @v has made (accesses completed, halts), and
+ * whether its last step was a halt (no access in flight, so no page fault
+ * in flight either).  A vCPU whose count moved after a moment, or that is
+ * halted, has left the page fault it was in at that moment: the fast page
+ * fault pushes a ring entry after its cmpxchg, so another vCPU may
+ * complete a write through the page before the entry exists, and only
+ * once the faulting vCPU has moved on is the entry certainly there.  Both
+ * are stored (release) by the vCPU's thread after what it did in the step;
+ * the VMM reads them (acquire) after closing its round.
+ */
+uint64_t guest_vcpu_steps(struct guest_workload *w, int v);
+bool guest_vcpu_halted(struct guest_workload *w, int v);
 
 enum guest_page_class guest_page_class(const struct guest_workload *w, uint64_t gfn);
 uint64_t guest_pattern_value(uint64_t gfn);
@@ -106,6 +127,7 @@ struct guest_stats {
 	uint64_t read_mismatches;	/* lost writes seen by the guest itself */
 	uint64_t missed_dirty;		/* found by guest_dirty_check() */
 	uint64_t passes_done;
+	uint64_t halts;			/* UKVM_GUEST_HALT steps (halt_every) */
 };
 void guest_get_stats(struct guest_workload *w, struct guest_stats *st);
 

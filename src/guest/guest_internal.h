@@ -7,9 +7,13 @@
 
 struct guest_workload;
 
-/* One vCPU's guest: its cursor and the access in flight. */
+/*
+ * One vCPU's guest: its cursor and the access in flight.  Written by its
+ * vCPU's thread on every access: a cache line of its own (the array is
+ * allocated aligned), so that vCPUs do not bounce each other's lines.
+ */
 struct guest_vcpu {
-	struct guest_workload *w;
+	_Alignas(64) struct guest_workload *w;
 	int id;
 	uint64_t rng;
 	uint64_t first, count, pos;	/* its pages: index range and cursor */
@@ -18,6 +22,9 @@ struct guest_vcpu {
 	uint64_t cur_index, cur_gfn;
 	enum guest_page_class cur_class;
 	uint32_t cur_start_round;
+	uint64_t since_halt;		/* accesses since the last halt */
+	_Atomic uint64_t steps;		/* accesses completed + halts */
+	_Atomic bool halted;		/* the last step was a halt */
 	_Atomic bool finished;
 };
 
@@ -44,7 +51,7 @@ struct guest_workload {
 
 	struct {
 		_Atomic uint64_t accesses, reads, writes, pattern_writes;
-		_Atomic uint64_t read_mismatches, missed_dirty;
+		_Atomic uint64_t read_mismatches, missed_dirty, halts;
 	} stat;
 };
 

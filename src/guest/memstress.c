@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "guest/guest_internal.h"
 
@@ -65,6 +66,20 @@ static void report_mismatch(struct guest_workload *w, const char *what,
 			(unsigned long long)want);
 }
 
+/*
+ * One more step done (see guest_vcpu_steps()); only this thread writes.
+ * Release: what the step did (a fault's ring push) is seen by a VMM that
+ * reads the new count with acquire.  The count before a fault is visible
+ * before the fault's cmpxchg (a locked instruction on x86), so a VMM that
+ * reads the count after closing its round never sees one too old.
+ */
+static inline void step_done(struct guest_vcpu *g)
+{
+	atomic_store_explicit(&g->steps,
+			      atomic_load_explicit(&g->steps, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
 static enum ukvm_guest_step memstress_next(void *ctx, struct ukvm_guest_access *a)
 {
 	struct guest_vcpu *g = ctx;
@@ -72,10 +87,21 @@ static enum ukvm_guest_step memstress_next(void *ctx, struct ukvm_guest_access *
 	uint64_t idx, gfn;
 	bool write;
 
+	/* Woken (or kicked out of the halt): the next access may fault. */
+	if (atomic_load_explicit(&g->halted, memory_order_relaxed))
+		atomic_store(&g->halted, false);
 	if (atomic_load_explicit(&w->stop, memory_order_relaxed) ||
 	    (w->cfg.passes && g->passes >= w->cfg.passes)) {
 		atomic_store(&g->finished, true);
 		return UKVM_GUEST_EXIT;
+	}
+	/* HLT every halt_every accesses: sleep until an interrupt. */
+	if (w->cfg.halt_every && ++g->since_halt > w->cfg.halt_every) {
+		g->since_halt = 0;
+		atomic_fetch_add_explicit(&w->stat.halts, 1, memory_order_relaxed);
+		atomic_store(&g->halted, true);
+		step_done(g);
+		return UKVM_GUEST_HALT;
 	}
 	if (w->cfg.random) {
 		idx = g->first + rng_next(&g->rng) % g->count;
@@ -116,6 +142,7 @@ static void memstress_complete(void *ctx, const struct ukvm_guest_access *a)
 	uint64_t idx = g->cur_index;
 
 	atomic_fetch_add_explicit(&w->stat.accesses, 1, memory_order_relaxed);
+	step_done(g);
 	if (a->type == UKVM_ACCESS_WRITE) {
 		uint32_t end = atomic_load_explicit(&w->round, memory_order_acquire);
 
@@ -179,9 +206,12 @@ struct guest_workload *guest_workload_create(const struct guest_config *cfg)
 	w->nv = (uint64_t)cfg->nr_vcpus;
 	w->regions = calloc((size_t)cfg->nr_regions, sizeof(*w->regions));
 	w->first_index = calloc((size_t)cfg->nr_regions, sizeof(*w->first_index));
-	w->vcpus = calloc((size_t)cfg->nr_vcpus, sizeof(*w->vcpus));
+	/* A cache line per vCPU (struct guest_vcpu is 64-byte aligned). */
+	w->vcpus = aligned_alloc(_Alignof(struct guest_vcpu),
+				 (size_t)cfg->nr_vcpus * sizeof(*w->vcpus));
 	if (!w->regions || !w->first_index || !w->vcpus)
 		goto fail;
+	memset(w->vcpus, 0, (size_t)cfg->nr_vcpus * sizeof(*w->vcpus));
 	for (int r = 0; r < cfg->nr_regions; r++) {
 		w->regions[r] = cfg->regions[r];
 		w->first_index[r] = w->total_pages;
@@ -248,6 +278,16 @@ bool guest_vcpu_finished(struct guest_workload *w, int v)
 	return atomic_load(&w->vcpus[v].finished);
 }
 
+uint64_t guest_vcpu_steps(struct guest_workload *w, int v)
+{
+	return atomic_load(&w->vcpus[v].steps);
+}
+
+bool guest_vcpu_halted(struct guest_workload *w, int v)
+{
+	return atomic_load(&w->vcpus[v].halted);
+}
+
 void guest_get_stats(struct guest_workload *w, struct guest_stats *st)
 {
 	st->accesses = atomic_load(&w->stat.accesses);
@@ -256,6 +296,7 @@ void guest_get_stats(struct guest_workload *w, struct guest_stats *st)
 	st->pattern_writes = atomic_load(&w->stat.pattern_writes);
 	st->read_mismatches = atomic_load(&w->stat.read_mismatches);
 	st->missed_dirty = atomic_load(&w->stat.missed_dirty);
+	st->halts = atomic_load(&w->stat.halts);
 	st->passes_done = 0;
 	for (int v = 0; v < w->cfg.nr_vcpus; v++)
 		st->passes_done += w->vcpus[v].passes;

@@ -56,6 +56,7 @@ struct hw_vcpu_stat {
 	unsigned long accesses, writes, tlb_hits, tlb_misses, walks, ad_assists;
 	unsigned long tlb_flushes, ept_violations, ept_misconfigs, kicks;
 	unsigned long quantum_exits, halts, mmio_exits, interrupts, clock_updates;
+	unsigned long posted_interrupts;	/* of interrupts: from the PIR */
 };
 
 struct hw_vcpu {

@@ -118,6 +118,7 @@ static void sync_posted_interrupts(struct hw_vcpu *hv)
 {
 	if (vmx_sync_pir_to_irr(hv->vcpu) > 0) {
 		hv->stat.interrupts++;
+		hv->stat.posted_interrupts++;
 		if (hv->ops->interrupt)
 			hv->ops->interrupt(hv->ctx);
 	}

@@ -3,12 +3,16 @@
  * VT-d posted interrupts and wakeup_vcpus_on_cpu_lock (src/x86/mmu/
  * posted_intr.c): a halted vCPU sits on the wakeup list of its CPU and is
  * woken by the wakeup handler; a running vCPU gets the interrupt at its next
- * entry; ON coalesces notifications; and many halts against a concurrent
- * poster never lose a wake-up (a lost one hangs the test).
+ * entry; ON coalesces notifications; many halts against a concurrent
+ * poster never lose a wake-up (a lost one hangs the test); and the memstress
+ * guest with halt_every halts every N accesses, is woken by posted
+ * interrupts through the wakeup handler and by injected ones, and tells its
+ * VMM it is halted (what `ukvm run --halt-every` relies on).
  */
 #include <errno.h>
 #include <stdlib.h>
 
+#include "guest/guest.h"
 #include "mmu_test.h"
 
 #define GSI_DEV		10
@@ -273,6 +277,108 @@ static void test_no_lost_wakeup(void **state)
 	mt_assert_clean();
 }
 
+/*
+ * The memstress guest with halt_every: N accesses, a halt, N accesses...
+ * Each halt is ended by an interrupt, posted (the wakeup handler, walking
+ * its CPU's wakeup list, wakes the vCPU) or injected (a request and a
+ * kick); the guest reports each halt and its steps.  No timing: every wait
+ * is for a state the vCPU reaches by itself.
+ */
+#define HALT_EVERY	100
+#define HALT_ROUNDS	SCALE(40)
+
+struct memstress_vcpu {
+	struct kvm_vcpu *vcpu;
+	void *guest;
+	int r, exit_reason;
+};
+
+static void *memstress_fn(void *arg)
+{
+	struct memstress_vcpu *m = arg;
+	struct kvm_run run;
+
+	m->r = ukvm_vcpu_run(m->vcpu, &run);
+	m->exit_reason = (int)run.exit_reason;
+	return NULL;
+}
+
+static void test_memstress_halts(void **state)
+{
+	const struct guest_region region = { 0, 256 };
+	const struct guest_config gc = {
+		.nr_vcpus = 1, .regions = &region, .nr_regions = 1, .random = true,
+		.write_percent = 50, .seed = 7, .halt_every = HALT_EVERY,
+	};
+	struct ukvm_irq_route rt[2] = {
+		{ .gsi = GSI_DEV, .vcpu_idx = 0, .vector = 0x40, .posted = true },
+		{ .gsi = GSI_DEV2, .vcpu_idx = 0, .vector = 0x41, .posted = false },
+	};
+	struct memstress_vcpu m = { 0 };
+	struct guest_workload *w;
+	struct guest_stats gs;
+	struct kvm_arch *ka;
+	struct mt_vm vm;
+	unsigned long posted = 0;
+	pthread_t t;
+
+	(void)state;
+	mt_vm_create(&vm, NULL, 0, 1 << 20, 0, 0);
+	ka = kvm_x86(vm.kvm);
+	w = guest_workload_create(&gc);
+	assert_non_null(w);
+	m.guest = guest_vcpu_ctx(w, 0);
+	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &m.vcpu), 0);
+	assert_int_equal(ukvm_vcpu_set_guest(m.vcpu, &guest_memstress_ops, m.guest), 0);
+	assert_int_equal(ukvm_set_irq_routing(vm.kvm, rt, 2), 0);
+	assert_false(guest_vcpu_halted(w, 0));
+
+	t = start_thread("vcpu0", memstress_fn, &m);
+	for (uint64_t k = 1; k <= HALT_ROUNDS; k++) {
+		bool post = k % 2;
+
+		/* The k-th halt: the guest says so, and the vCPU sleeps. */
+		guest_get_stats(w, &gs);
+		while (gs.halts != k || !atomic_load(&m.vcpu->blocked)) {
+			sched_yield();
+			guest_get_stats(w, &gs);
+		}
+		assert_true(guest_vcpu_halted(w, 0));
+		assert_int_equal(gs.accesses, k * HALT_EVERY);
+		assert_int_equal(guest_vcpu_steps(w, 0), k * (HALT_EVERY + 1));
+		assert_int_equal(atomic_load(&vcpu_x86(m.vcpu)->pi_desc.nv),
+				 POSTED_INTR_WAKEUP_VECTOR);
+		assert_int_equal(ukvm_set_irq(vm.kvm, post ? GSI_DEV : GSI_DEV2), 1);
+		posted += post;
+		/* A post is delivered by the handler, on this thread, right now. */
+		assert_int_equal(atomic_load(&ka->stat.pi_wakeups), posted);
+	}
+	/* Stopped while halted: the kick that stops a run wakes it. */
+	guest_get_stats(w, &gs);
+	while (gs.halts != HALT_ROUNDS + 1 || !atomic_load(&m.vcpu->blocked)) {
+		sched_yield();
+		guest_get_stats(w, &gs);
+	}
+	ukvm_vcpu_kick_exit(m.vcpu);
+	join_thread(t);
+	assert_int_equal(m.r, 0);
+	assert_int_equal(m.exit_reason, KVM_EXIT_INTR);
+	assert_int_equal(hw_vcpu(m.vcpu)->stat.halts, HALT_ROUNDS + 1);
+	assert_int_equal(hw_vcpu(m.vcpu)->stat.posted_interrupts, posted);
+	assert_int_equal(hw_vcpu(m.vcpu)->stat.interrupts, HALT_ROUNDS);
+	assert_int_equal(atomic_load(&ka->stat.pi_wakeups), posted);
+	assert_int_equal(gs.read_mismatches, 0);
+	/* Not halted any more once it runs again: it finishes when stopped. */
+	guest_workload_stop(w);
+	memstress_fn(&m);
+	assert_int_equal(m.exit_reason, KVM_EXIT_HYPERCALL);
+	assert_false(guest_vcpu_halted(w, 0));
+	assert_true(kvm_x86_pi_lists_empty());
+	mt_vm_destroy(&vm);
+	guest_workload_destroy(w);
+	mt_assert_clean();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -281,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_on_coalesces_notifications),
 		cmocka_unit_test(test_bad_routes),
 		cmocka_unit_test(test_no_lost_wakeup),
+		cmocka_unit_test(test_memstress_halts),
 	};
 
 	return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);
