@@ -1,7 +1,9 @@
 #!/bin/bash
 # `ukvm run` from the command line: bad usage exits 2 with a message naming
 # the problem, --help exits 0, a short run writes valid JSON and a Graphviz
-# lock graph, and a run with a protection removed (--unsafe) fails with 1.
+# lock graph, the dirty ring and halting guests report their work, and a
+# run with a protection removed (--unsafe) fails with 1, with or without
+# the dirty ring.
 # Usage (from a build directory): ../tests/run/test_run_cli.sh ./ukvm
 # Prints TAP.
 set -u
@@ -55,6 +57,19 @@ done <<'EOF'
 --seed -1|--seed
 --watchdog x|--watchdog
 extra-argument|unexpected argument
+--dirty-ring=3K --migrate|--dirty-ring
+--dirty-ring=1K --migrate|--dirty-ring
+--dirty-ring=2M --migrate|--dirty-ring
+--dirty-ring=ring --migrate|--dirty-ring
+--dirty-ring 16K --migrate|--dirty-ring=SIZE
+--dirty-ring --dirty-mode dbit --migrate|needs --dirty-mode wrprot
+--dirty-mode dbit --dirty-ring=8K --memslot-churn|needs --dirty-mode wrprot
+--dirty-ring --manual-protect --migrate|excludes --manual-protect
+--dirty-ring --initially-set --memslot-churn|excludes --manual-protect
+--dirty-ring --host-churn|needs a dirty-log user
+--halt-every 8|needs --irqs
+--halt-every x --irqs|--halt-every
+--halt-every -1 --irqs|--halt-every
 EOF
 
 "$ukvm" run --help >"$tmp/out" 2>&1
@@ -63,7 +78,7 @@ for opt in --vcpus --mem-per-vcpu --slots --huge --ad-bits --access --write-perc
 	--overlap --passes --duration --seed --dirty-mode --manual-protect --host-mem \
 	--host-cpus --lockdep --json --locks-dot --quiet --host-churn --memslot-churn \
 	--age --cpu-hotplug --vm-churn --param-writer --vcpu-ioctls --irqs --churn-delay \
-	--migrate --demo --unsafe; do
+	--migrate --demo --unsafe --dirty-ring --halt-every; do
 	grep -q -- "^  $opt" "$tmp/out"
 	ok $? "--help documents $opt"
 done
@@ -92,6 +107,33 @@ fi
 grep -q '^digraph' "$tmp/run.dot" && grep -q -- '->' "$tmp/run.dot"
 ok $? "--locks-dot writes a Graphviz graph with edges"
 
+# The dirty ring and halting guests: migration and the dirty-log checker
+# from ring entries, every entry harvested, halted vCPUs woken.
+"$ukvm" run --duration 1 --vcpus 3 --mem-per-vcpu 2M --dirty-ring=4K --memslot-churn \
+	--migrate --irqs --halt-every 32 --quiet --json "$tmp/ring.json" >"$tmp/out" 2>&1
+ok $? "short run with the dirty ring and halting guests exits 0"
+if command -v python3 >/dev/null; then
+	python3 - "$tmp/ring.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["result"] == "PASS"
+assert d["options"]["dirty_ring"] == 4096 and d["options"]["halt_every"] == 32
+r, i = d["stats"]["dirty_ring"], d["stats"]["interrupts"]
+assert r["harvested"] > 0 and r["harvested"] == r["pushed"] == r["entries_reset"], r
+assert d["stats"]["dirty_log"]["get"] == 0 and d["stats"]["migration"]["migrations"] >= 1
+assert i["halts"] > 0, i
+EOF
+	ok $? "--json: ring entries all harvested and reset, no GET_DIRTY_LOG, guests halted"
+else
+	echo "ok $((n += 1)) - --json ring # SKIP no python3"
+fi
+# The demo's ring gives way to an explicit Dirty-bit mode; --halt-every 0 stops halts.
+"$ukvm" run --demo --dirty-mode dbit --halt-every 0 --duration 1 --mem-per-vcpu 4M \
+	--slots 1 --quiet --json "$tmp/demo.json" >"$tmp/out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && grep -q '"dirty_ring": 0, "halt_every": 0' "$tmp/demo.json"
+ok $? "--demo --dirty-mode dbit: bitmaps, no halts, exit 0 ($rc)"
+
 # --passes ends the run when every guest made its passes.
 "$ukvm" run --passes 2 --mem-per-vcpu 1M --quiet >"$tmp/out" 2>&1
 ok $? "--passes run exits 0"
@@ -106,6 +148,12 @@ else
 	rc=$?
 	[ "$rc" -eq 1 ] && grep -q '^FAIL$' "$tmp/out"
 	ok $? "--unsafe NO_WRPROT_FLUSH is caught: FAIL, exit 1 ($rc)"
+	# ... and with the dirty ring: KVM_RESET_DIRTY_RINGS without its flush.
+	"$ukvm" run --duration 2 --mem-per-vcpu 8M --memslot-churn --migrate --dirty-ring=8K \
+		--unsafe no-wrprot-flush --quiet >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	[ "$rc" -eq 1 ] && grep -q '^FAIL$' "$tmp/out" && grep -q 'RESET_DIRTY_RINGS' "$tmp/err"
+	ok $? "--unsafe NO_WRPROT_FLUSH with the dirty ring is caught: FAIL, exit 1 ($rc)"
 fi
 
 echo "1..$n"

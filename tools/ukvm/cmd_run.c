@@ -14,7 +14,8 @@
  *      stops the vCPUs for good; without migration the guests are stopped;
  *   3. the vCPU threads are joined, then `stop_churn`: the churn threads
  *      finish (the memslot-churn thread with a last dirty-log round, taken
- *      after the last guest write) and are joined;
+ *      after the last guest write) and are joined; the dirty-ring collector
+ *      last, after a pass that harvests whatever is left;
  *   4. checks on the live VMs, statistics, teardown, the remaining checks.
  */
 #include <errno.h>
@@ -125,6 +126,9 @@ static int start_churn(struct run *r)
 		{ offsetof(struct run_opts, migrate), RT_MIGRATE, "migrate", run_migrate_thread },
 	};
 
+	/* First: a vCPU whose ring is full waits for it. */
+	if (r->ring && run_ring_start(r))
+		return -EAGAIN;
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		if (!*(const bool *)((const char *)&r->o + kinds[i].opt))
 			continue;
@@ -145,7 +149,11 @@ static void stop_all(struct run *r)
 	r->elapsed = run_now() - r->t_start;
 	atomic_store(&r->stop_churn, true);
 	for (int k = 0; k < RT_NR; k++)
-		join_thread(r, (enum run_thread_kind)k);
+		if (k != RT_RING)
+			join_thread(r, (enum run_thread_kind)k);
+	/* The memslot-churn thread's last round needed the collector. */
+	run_ring_stop(r);
+	join_thread(r, RT_RING);
 	if (r->o.cpu_hotplug)
 		run_hotplug_restore(r);
 	run_progress_tick(r, true);
@@ -190,19 +198,26 @@ static void print_header(const struct run *r, uint64_t gbytes)
 	if (o->quiet)
 		return;
 	if (o->demo)
-		fprintf(f, "demo: %d vCPU threads write and check %llu MiB of guest memory while host, "
-		       "memslot, CPU and VM churn run and the VM is live-migrated again and "
-		       "again; then every write, dirty page, migrated byte and lock order is "
-		       "verified.\n", o->vcpus, (unsigned long long)(gbytes >> 20));
+		fprintf(f, "demo: %d vCPU threads write and check %llu MiB of guest memory%s while "
+		       "host, memslot, CPU and VM churn run and the VM is live-migrated again and "
+		       "again%s; then every write, dirty page, migrated byte and lock order is "
+		       "verified.\n", o->vcpus, (unsigned long long)(gbytes >> 20),
+		       o->halt_every ? ", halting until interrupts wake them," : "",
+		       o->dirty_ring ? " from its vCPUs' dirty rings" : "");
 	run_opts_describe(o, churn, sizeof(churn));
 	fprintf(f, "ukvm run: %d vCPUs, %llu MiB in %d memslot%s%s, %s, %d%% writes%s, ",
 	       o->vcpus, (unsigned long long)(gbytes >> 20), o->slots, o->slots > 1 ? "s" : "",
 	       o->huge ? " (THP)" : "", o->random ? "random" : "sequential",
 	       o->write_percent, o->overlap ? ", overlapping" : "");
+	if (o->halt_every)
+		fprintf(f, "halt every %llu, ", (unsigned long long)o->halt_every);
 	if (o->passes)
 		fprintf(f, "%llu passes", (unsigned long long)o->passes);
 	else
 		fprintf(f, "%.1f s", o->duration_s);
+	if (o->dirty_ring)
+		fprintf(f, "; dirty ring %zu KiB/vCPU (%zu entries)", o->ring_bytes >> 10,
+			o->ring_bytes / sizeof(struct kvm_dirty_gfn));
 	fprintf(f, "; dirty log %s%s%s, A/D bits %s; %s; host %zu MiB, %u CPUs; validator %s\n",
 	       o->dirty_mode == UKVM_DIRTY_DBIT ? "dbit" : "wrprot",
 	       o->manual_protect ? " + manual protect" : "",

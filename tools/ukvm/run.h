@@ -12,6 +12,7 @@
  *   run_churn.c    host mm, aging, CPU-hotplug and parameter-writer threads
  *   run_vmchurn.c  the VM-churn thread, vCPU ioctls, the interrupt thread
  *   run_migrate.c  live migration
+ *   run_ring.c     --dirty-ring: the collector harvesting the vCPUs' rings
  *   run_report.c   progress line, summary, JSON
  *   run_verify.c   the end checks
  *
@@ -45,6 +46,9 @@ struct run_opts {
 	uint64_t seed;
 	enum ukvm_dirty_mode dirty_mode;
 	bool manual_protect, initially_set;
+	bool dirty_ring;		/* the dirty ring instead of bitmaps */
+	size_t ring_bytes;		/* per vCPU */
+	uint64_t halt_every;		/* guests halt every N accesses; 0: never */
 	size_t host_mem;		/* 0: sized from the guest memory */
 	unsigned int host_cpus;
 	bool lockdep;
@@ -77,6 +81,8 @@ enum run_counter {
 	RC_IOCTL_KICKS, RC_IOCTL_ROUNDS, RC_IOCTL_APIC_BASE, RC_IOCTL_HV,
 	RC_IOCTL_XEN, RC_IOCTL_TSC, RC_IOCTL_APICV, RC_IOCTL_SHADOW_ROOT,
 	RC_IRQ_INJECTED, RC_IRQ_POSTED, RC_IRQ_REACHED, RC_IRQ_ROUTING,
+	RC_RING_HARVESTED, RC_RING_PASSES, RC_RING_RESETS, RC_RING_RESET_ENTRIES,
+	RC_RING_FULL_WAITS,
 	RC_MIG_DONE, RC_MIG_ROUNDS, RC_MIG_PAGES, RC_MIG_DIFF_PAGES,
 	RC_MIG_DIFF_BYTES, RC_MIG_DOWNTIME_PAGES, RC_MIG_CONVERGED,
 	RC_MIG_THROTTLE_PARKS,
@@ -101,6 +107,7 @@ struct run_vcpu {
 	pthread_t thread;
 	bool started;
 	_Atomic bool active;		/* may be inside or about to enter KVM_RUN */
+	_Atomic bool in_run;		/* inside ukvm_vcpu_run() (or about to be) */
 	_Atomic bool finished;		/* the guest did its passes (or was stopped) */
 	_Atomic bool want_ioctls;	/* set by the vcpu-ioctls thread, then a kick */
 	/* owned by the vCPU thread */
@@ -125,8 +132,10 @@ struct run_migration {
 
 enum run_thread_kind {
 	RT_HOST, RT_MEMSLOT, RT_AGE, RT_HOTPLUG, RT_VM, RT_PARAM, RT_IOCTLS,
-	RT_IRQ, RT_MIGRATE, RT_NR
+	RT_IRQ, RT_MIGRATE, RT_RING, RT_NR
 };
+
+struct run_ring;
 
 struct run {
 	struct run_opts o;
@@ -136,6 +145,7 @@ struct run {
 	uint64_t guest_pages;
 	struct guest_workload *w;
 	struct run_vcpu *vcpus;
+	struct run_ring *ring;		/* --dirty-ring (run_ring.c) */
 	double t_start;
 
 	/* stop protocol */
@@ -221,8 +231,11 @@ int run_host_read64(void *arg, uint64_t gpa, uint64_t *v);
 typedef void (*run_dirty_fn)(struct run *r, int slot, const unsigned long *bitmap,
 			     void *arg);
 /* One round: close it, GET (+ CLEAR) every slot, record, check.  Returns the
- * number of dirty pages, or a negative errno. */
+ * number of dirty pages, or a negative errno.  With the dirty ring, the
+ * collector's ROUND and the pages published since the last round. */
 long run_dirty_round(struct run *r, unsigned long *bitmap, run_dirty_fn fn, void *arg);
+/* guest_dirty_tracking_begin(), on the collector with the dirty ring. */
+void run_dirty_tracking_begin(struct run *r);
 unsigned long *run_bitmap_alloc(struct run *r);
 void *run_memslot_thread(void *arg);
 
@@ -243,6 +256,22 @@ void run_churn_vm_destroy(struct run *r);
 /* Bring every host CPU back online (after the hotplug thread). */
 void run_hotplug_restore(struct run *r);
 
+/* ---- the dirty ring (run_ring.c) ---- */
+
+/* After the vCPUs are created; freed by run_vm_destroy(). */
+int run_ring_create(struct run *r);
+void run_ring_destroy(struct run *r);
+int run_ring_start(struct run *r);
+/* Let the collector finish (after every other thread has been joined). */
+void run_ring_stop(struct run *r);
+void *run_ring_thread(void *arg);
+void run_ring_tracking_begin(struct run *r);
+long run_ring_round(struct run *r, unsigned long *bitmap, run_dirty_fn fn, void *arg);
+/* A vCPU thread after KVM_EXIT_DIRTY_RING_FULL: wait for the collector. */
+void run_ring_full(struct run_vcpu *v);
+/* Every entry pushed was harvested and reset (unexpected errors if not). */
+void run_ring_verify(struct run *r);
+
 /* ---- live migration (run_migrate.c) ---- */
 
 void *run_migrate_thread(void *arg);
@@ -259,7 +288,7 @@ struct run_verify {
 	struct guest_verify_result gv;
 	struct guest_stats gs;
 	unsigned long check[CK_NR];
-	const char *idle[RT_NR + 1];	/* enabled features that did nothing */
+	const char *idle[RT_NR + 4];	/* enabled features that did nothing */
 	int nr_idle;
 	unsigned long lockdep_errors, lockdep_warnings;
 	unsigned long lock_classes, lock_deps;

@@ -7,7 +7,9 @@
  * returned, with manual protect), hand each log to the guest checker, then
  * ask the checker for writes completed before the round closed that no log
  * since their start contains.  Only one thread runs rounds: the migration
- * thread with --migrate, the memslot-churn thread otherwise.
+ * thread with --migrate, the memslot-churn thread otherwise.  With
+ * --dirty-ring a round is the ring collector's (run_ring.c): the same
+ * checks, from ring entries.
  *
  * The memslot-churn thread also owns a spare memslot that no guest touches,
  * over host memory of its own, and puts it through every kind of change:
@@ -40,10 +42,22 @@ static unsigned long popcount_bitmap(const unsigned long *b, uint64_t npages)
 	return n;
 }
 
+void run_dirty_tracking_begin(struct run *r)
+{
+	if (r->ring)
+		run_ring_tracking_begin(r);
+	else
+		guest_dirty_tracking_begin(r->w);
+}
+
 long run_dirty_round(struct run *r, unsigned long *bitmap, run_dirty_fn fn, void *arg)
 {
-	uint32_t round = guest_dirty_round_close(r->w);
+	uint32_t round;
 	unsigned long dirty = 0;
+
+	if (r->ring)
+		return run_ring_round(r, bitmap, fn, arg);
+	round = guest_dirty_round_close(r->w);
 
 	for (int s = 0; s < r->nr_slots; s++) {
 		const struct run_slot *sl = &r->slots[s];
@@ -149,7 +163,7 @@ static void logging_period(struct run *r, struct spare *sp, unsigned long *bitma
 {
 	if (run_set_logging(r, true))
 		return;
-	guest_dirty_tracking_begin(r->w);
+	run_dirty_tracking_begin(r);
 	for (int i = 0; i < LOG_ROUNDS; i++) {
 		spare_step(sp, rng);
 		run_sleep_us(r->o.churn_delay_us);

@@ -19,7 +19,9 @@
  *   5. compare the destination with the source byte for byte, every page;
  *   6. tracking and logging off; unless this was the last, resume.
  * Any difference means a write the dirty log did not report: a missed
- * dirty page as seen by a real destination.
+ * dirty page as seen by a real destination.  With --dirty-ring the rounds
+ * come from the vCPUs' rings (run_ring.c): a round copies every page the
+ * collector harvested and reset since the last one.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -150,7 +152,7 @@ static bool migrate_once(struct mig *m)
 
 	if (run_set_logging(r, true))
 		return true;
-	guest_dirty_tracking_begin(r->w);
+	run_dirty_tracking_begin(r);
 	m->copied = 0;
 	for (int s = 0; s < r->nr_slots; s++)
 		for (uint64_t p = 0; p < r->slots[s].npages; p++)

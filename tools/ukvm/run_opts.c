@@ -21,6 +21,11 @@
 #define DEFAULT_DURATION	10.0
 #define DEFAULT_CHURN_DELAY	300
 #define DEFAULT_MIG_ROUNDS	30
+#define DEFAULT_RING_BYTES	(64UL << 10)	/* 4096 entries, QEMU's default */
+#define MIN_RING_BYTES		(4UL << 10)	/* a page: 256 entries */
+#define MAX_RING_BYTES		(1UL << 20)	/* 65536 entries */
+#define DEFAULT_HALT_EVERY	4096
+#define DEMO_RING_BYTES		(16UL << 10)
 
 static void run_usage(FILE *f)
 {
@@ -53,6 +58,16 @@ static void run_usage(FILE *f)
 "                       is followed by CLEAR_DIRTY_LOG of what it returned\n"
 "  --initially-set      with manual protect, KVM_DIRTY_LOG_INITIALLY_SET\n"
 "                       (implies --manual-protect)\n"
+"  --dirty-ring[=SIZE]  dirty logging through per-vCPU dirty rings of SIZE\n"
+"                       bytes (KVM_CAP_DIRTY_LOG_RING_ACQ_REL; default %luK,\n"
+"                       a power of two from 4K to 1M; 'off': bitmaps): a\n"
+"                       collector thread harvests and resets them, migration\n"
+"                       and the dirty-log checker work from their entries;\n"
+"                       needs --dirty-mode wrprot and --migrate or\n"
+"                       --memslot-churn, excludes --manual-protect\n"
+"  --halt-every N       the guests halt (HLT) every N accesses until an\n"
+"                       interrupt wakes them (default %d with --irqs, which\n"
+"                       it needs; 0: never)\n"
 "\n"
 "The machine:\n"
 "  --host-mem SIZE      host physical memory (default: 1.5 x guest memory\n"
@@ -78,8 +93,10 @@ static void run_usage(FILE *f)
 "                       the rarer locks: APIC base (static key), Hyper-V,\n"
 "                       Xen, TSC, APICv inhibit (internal memslot), first\n"
 "                       shadow root (slots_arch_lock inside kvm->srcu)\n"
-"  --irqs               interrupts into the running vCPUs, injected and\n"
-"                       VT-d posted, and routing updates (irq_lock, irq_srcu)\n"
+"  --irqs               interrupts into the vCPUs, injected and VT-d posted\n"
+"                       (halted vCPUs woken through the per-CPU wakeup lists),\n"
+"                       and routing updates (irq_lock, irq_srcu); the guests\n"
+"                       halt (see --halt-every)\n"
 "  --all-churn          all of the above\n"
 "  --churn-delay US     pause of a churn thread between operations, in\n"
 "                       microseconds (default %u; slower kinds pause a\n"
@@ -103,10 +120,12 @@ static void run_usage(FILE *f)
 "  --watchdog S         fail (exit 1) if stopping and checking take more than\n"
 "                       S seconds: a stuck thread (default 600; 0: never)\n"
 "  --demo               the preset of 'make demo': 2 vCPUs, 256 MiB in 4 THP\n"
-"                       slots, every kind of churn, vCPU ioctls, migration,\n"
-"                       25 s; other options override it\n"
+"                       slots, every kind of churn, vCPU ioctls, halting\n"
+"                       guests, migration from 16K dirty rings, 25 s; other\n"
+"                       options override it\n"
 "  -h, --help           this text\n",
-		DEFAULT_DURATION, DEFAULT_CHURN_DELAY, DEFAULT_MIG_ROUNDS);
+		DEFAULT_DURATION, DEFAULT_RING_BYTES >> 10, DEFAULT_HALT_EVERY,
+		DEFAULT_CHURN_DELAY, DEFAULT_MIG_ROUNDS);
 }
 
 static void knobs_usage(FILE *f)
@@ -142,7 +161,7 @@ enum {
 	O_INIT_SET, O_HOST_MEM, O_HOST_CPUS, O_LOCKDEP, O_JSON, O_DOT, O_QUIET,
 	O_HOST_CHURN, O_MEMSLOT_CHURN, O_AGE, O_HOTPLUG, O_VM_CHURN, O_PARAM,
 	O_IOCTLS, O_ALL_CHURN, O_CHURN_DELAY, O_MIGRATE, O_MIG_ROUNDS, O_DEMO,
-	O_UNSAFE, O_WATCHDOG, O_IRQS,
+	O_UNSAFE, O_WATCHDOG, O_IRQS, O_DIRTY_RING, O_HALT_EVERY,
 };
 
 static const struct option run_longopts[] = {
@@ -160,6 +179,8 @@ static const struct option run_longopts[] = {
 	{ "dirty-mode", required_argument, NULL, O_DIRTY_MODE },
 	{ "manual-protect", no_argument, NULL, O_MANUAL },
 	{ "initially-set", no_argument, NULL, O_INIT_SET },
+	{ "dirty-ring", optional_argument, NULL, O_DIRTY_RING },
+	{ "halt-every", required_argument, NULL, O_HALT_EVERY },
 	{ "host-mem", required_argument, NULL, O_HOST_MEM },
 	{ "host-cpus", required_argument, NULL, O_HOST_CPUS },
 	{ "lockdep", required_argument, NULL, O_LOCKDEP },
@@ -213,6 +234,9 @@ static void apply_demo(struct run_opts *o)
 	o->duration_s = 25.0;
 	set_all_churn(o);
 	o->migrate = true;
+	/* Small rings: the collector is outrun now and then (full exits). */
+	o->dirty_ring = true;
+	o->ring_bytes = DEMO_RING_BYTES;
 }
 
 static int bad(const char *opt, const char *arg, const char *want)
@@ -257,8 +281,13 @@ static int on_off(const char *opt, const char *arg, bool *out)
 		(_dst) = __v;                                                 \
 	} while (0)
 
+/* Options given on the command line (not by the --demo preset). */
+struct given {
+	bool passes, duration, ring, halt;
+};
+
 /* One option of the second pass; 0 or UKVM_EXIT_USAGE. */
-static int parse_one(int c, struct run_opts *o, bool *passes_set, bool *duration_set)
+static int parse_one(int c, struct run_opts *o, struct given *set)
 {
 	char *end;
 
@@ -283,7 +312,7 @@ static int parse_one(int c, struct run_opts *o, bool *passes_set, bool *duration
 	case O_OVERLAP: o->overlap = true; break;
 	case O_PASSES:
 		NUM_ARG("passes", 1, 1000000000, o->passes);
-		*passes_set = true;
+		set->passes = true;
 		break;
 	case O_DURATION:
 		errno = 0;
@@ -291,7 +320,7 @@ static int parse_one(int c, struct run_opts *o, bool *passes_set, bool *duration
 		if (errno || end == optarg || *end || !(o->duration_s > 0) ||
 		    o->duration_s > 7 * 86400.0)
 			return bad("duration", optarg, "expected seconds, > 0");
-		*duration_set = true;
+		set->duration = true;
 		break;
 	case O_SEED:
 		if (!parse_u64(optarg, 0, UINT64_MAX, &o->seed))
@@ -307,6 +336,24 @@ static int parse_one(int c, struct run_opts *o, bool *passes_set, bool *duration
 		break;
 	case O_MANUAL: o->manual_protect = true; break;
 	case O_INIT_SET: o->manual_protect = o->initially_set = true; break;
+	case O_DIRTY_RING:
+		set->ring = true;
+		if (optarg && !strcmp(optarg, "off")) {
+			o->dirty_ring = false;
+			break;
+		}
+		o->dirty_ring = true;
+		o->ring_bytes = DEFAULT_RING_BYTES;
+		if (optarg && (!parse_size(optarg, &o->ring_bytes) ||
+			       o->ring_bytes < MIN_RING_BYTES || o->ring_bytes > MAX_RING_BYTES ||
+			       (o->ring_bytes & (o->ring_bytes - 1))))
+			return bad("dirty-ring", optarg,
+				   "expected a power of two from 4K to 1M, or off");
+		break;
+	case O_HALT_EVERY:
+		NUM_ARG("halt-every", 0, 1000000000, o->halt_every);
+		set->halt = true;
+		break;
 	case O_HOST_MEM:
 		if (!parse_size(optarg, &o->host_mem) || o->host_mem < (16UL << 20))
 			return bad("host-mem", optarg, "expected a size of at least 16M");
@@ -350,9 +397,52 @@ static int parse_one(int c, struct run_opts *o, bool *passes_set, bool *duration
 	return 0;
 }
 
+/* Combinations; 0 or UKVM_EXIT_USAGE. */
+static int check_combinations(struct run_opts *o, const struct given *set)
+{
+	if (set->passes && set->duration) {
+		fprintf(stderr, "ukvm run: --passes and --duration exclude each other\n");
+		return UKVM_EXIT_USAGE;
+	}
+	if (set->passes)
+		o->duration_s = 0;
+	if (!o->overlap && (uint64_t)o->mem_per_vcpu / 4096 < 1) {
+		fprintf(stderr, "ukvm run: --mem-per-vcpu is too small\n");
+		return UKVM_EXIT_USAGE;
+	}
+	/* The demo's ring gives way to a dirty-log protocol chosen explicitly. */
+	if (o->dirty_ring && !set->ring &&
+	    (o->dirty_mode == UKVM_DIRTY_DBIT || o->manual_protect))
+		o->dirty_ring = false;
+	if (o->dirty_ring && o->dirty_mode == UKVM_DIRTY_DBIT) {
+		fprintf(stderr, "ukvm run: --dirty-ring needs --dirty-mode wrprot: the Dirty-bit "
+			"mode (PML-like) has no dirty ring (KVM_ENABLE_CAP refuses it: EINVAL)\n");
+		return UKVM_EXIT_USAGE;
+	}
+	if (o->dirty_ring && o->manual_protect) {
+		fprintf(stderr, "ukvm run: --dirty-ring excludes --manual-protect and "
+			"--initially-set (protocols of the dirty bitmap)\n");
+		return UKVM_EXIT_USAGE;
+	}
+	if (o->dirty_ring && !o->migrate && !o->memslot_churn) {
+		fprintf(stderr, "ukvm run: --dirty-ring needs a dirty-log user: --migrate or "
+			"--memslot-churn\n");
+		return UKVM_EXIT_USAGE;
+	}
+	if (!set->halt)
+		o->halt_every = o->irqs ? DEFAULT_HALT_EVERY : 0;
+	else if (o->halt_every && !o->irqs) {
+		fprintf(stderr, "ukvm run: --halt-every needs --irqs: a halted vCPU sleeps "
+			"until an interrupt wakes it\n");
+		return UKVM_EXIT_USAGE;
+	}
+	return 0;
+}
+
 int run_parse_opts(int argc, char **argv, struct run_opts *o)
 {
-	bool passes_set = false, duration_set = false;
+	struct given set = { 0 };
+	size_t size;
 	int c, ret;
 
 	set_defaults(o);
@@ -372,25 +462,19 @@ int run_parse_opts(int argc, char **argv, struct run_opts *o)
 	opterr = 1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", run_longopts, NULL)) != -1) {
-		ret = parse_one(c, o, &passes_set, &duration_set);
+		ret = parse_one(c, o, &set);
 		if (ret)
 			return ret;
 	}
 	if (optind < argc) {
-		fprintf(stderr, "ukvm run: unexpected argument '%s' (see 'ukvm run --help')\n",
-			argv[optind]);
+		fprintf(stderr, "ukvm run: unexpected argument '%s'%s (see 'ukvm run --help')\n",
+			argv[optind], parse_size(argv[optind], &size) ?
+			" (the ring's size goes with an '=': --dirty-ring=SIZE)" : "");
 		return UKVM_EXIT_USAGE;
 	}
-	if (passes_set && duration_set) {
-		fprintf(stderr, "ukvm run: --passes and --duration exclude each other\n");
-		return UKVM_EXIT_USAGE;
-	}
-	if (passes_set)
-		o->duration_s = 0;
-	if (!o->overlap && (uint64_t)o->mem_per_vcpu / 4096 < 1) {
-		fprintf(stderr, "ukvm run: --mem-per-vcpu is too small\n");
-		return UKVM_EXIT_USAGE;
-	}
+	ret = check_combinations(o, &set);
+	if (ret)
+		return ret;
 #if !UKVM_LOCKDEP
 	if (o->lockdep) {
 		fprintf(stderr, "ukvm run: note: the validator is compiled out of this "

@@ -88,6 +88,8 @@ void run_progress_tick(struct run *r, bool final)
 	PROGRESS(r->o.param_writer, "  param %lu", run_ctr(r, RC_PARAM_WRITES));
 	PROGRESS(r->o.vcpu_ioctls, "  ioctl %lu", run_ctr(r, RC_IOCTL_ROUNDS));
 	PROGRESS(r->o.irqs, "  irq %lu", sum(r, RC_IRQ_INJECTED, RC_IRQ_POSTED));
+	PROGRESS(r->o.halt_every, "  hlt %llu", (unsigned long long)gs.halts);
+	PROGRESS(r->o.dirty_ring, "  ring %lu", run_ctr(r, RC_RING_HARVESTED));
 	PROGRESS(r->o.migrate, "  mig %lu/%lu rounds", run_ctr(r, RC_MIG_DONE),
 		 run_ctr(r, RC_LOG_ROUNDS));
 #undef PROGRESS
@@ -193,6 +195,50 @@ static void collect_kvm(struct run *r)
 	stat_add(r, "dirty_log", "logging_off", run_ctr(r, RC_LOG_DISABLE));
 }
 
+/* The dirty ring (--dirty-ring): KVM's counts and the collector's. */
+static void collect_ring(struct run *r)
+{
+	unsigned long long full = 0;
+
+	for (int i = 0; i < r->o.vcpus; i++)
+		full += LD(r->vcpus[i].vcpu->stat.dirty_ring_full_exits);
+	stat_add(r, "dirty_ring", "pushed", LD(r->kvm->stat.dirty_ring_pushes));
+	stat_add(r, "dirty_ring", "harvested", run_ctr(r, RC_RING_HARVESTED));
+	stat_add(r, "dirty_ring", "passes", run_ctr(r, RC_RING_PASSES));
+	stat_add(r, "dirty_ring", "resets", run_ctr(r, RC_RING_RESETS));
+	stat_add(r, "dirty_ring", "entries_reset", LD(r->kvm->stat.dirty_ring_resets));
+	stat_add(r, "dirty_ring", "full_exits", full);
+	stat_add(r, "dirty_ring", "full_waits", run_ctr(r, RC_RING_FULL_WAITS));
+}
+
+/*
+ * Interrupts the guests took, by kind (injected: a KVM_REQ_EVENT serviced;
+ * posted: a PIR synced on entry), and halts: wake-ups of a halted vCPU
+ * (by anyone: an injection, the posted-interrupt wakeup handler, a kick;
+ * two may wake the same halt) and those the wakeup handler made, walking
+ * its CPU's wakeup list.
+ */
+static void collect_interrupts(struct run *r)
+{
+	unsigned long long intr = 0, posted = 0, halts = 0, wakeups = 0;
+	struct hw_vcpu_stat hw;
+
+	for (int i = 0; i < r->o.vcpus; i++) {
+		hw_vcpu_get_stat(r->vcpus[i].vcpu, &hw);
+		intr += hw.interrupts;
+		posted += hw.posted_interrupts;
+		halts += hw.halts;
+		wakeups += LD(r->vcpus[i].vcpu->stat.halt_wakeup);
+	}
+	stat_add(r, "interrupts", "delivered_injected", intr - posted);
+	stat_add(r, "interrupts", "delivered_posted", posted);
+	stat_add(r, "interrupts", "pi_notifications",
+		 LD(kvm_x86(r->kvm)->stat.pi_notifications));
+	stat_add(r, "interrupts", "halts", halts);
+	stat_add(r, "interrupts", "wakeups", wakeups);
+	stat_add(r, "interrupts", "pi_wakeups", LD(kvm_x86(r->kvm)->stat.pi_wakeups));
+}
+
 static void collect_host(struct run *r)
 {
 	struct host_mm_stats h;
@@ -283,8 +329,13 @@ void run_report_collect(struct run *r)
 	stat_add(r, "guest", "passes", gs.passes_done);
 	collect_vcpus(r);
 	collect_kvm(r);
+	collect_ring(r);
 	collect_host(r);
-	for (size_t i = 0; i < sizeof(run_stats) / sizeof(run_stats[0]); i++)
+	for (size_t i = 0; i < sizeof(run_stats) / sizeof(run_stats[0]); i++) {
 		stat_add(r, run_stats[i].section, run_stats[i].name,
 			 run_ctr(r, run_stats[i].c));
+		/* What the guests took, after what the irqs thread raised. */
+		if (run_stats[i].c == RC_IRQ_ROUTING)
+			collect_interrupts(r);
+	}
 }

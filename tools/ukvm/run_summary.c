@@ -183,6 +183,7 @@ static void json_opts(const struct run_opts *o, FILE *f)
 		"\"huge\": %s, \"ad_bits\": %s, \"access\": \"%s\", \"write_percent\": %d, "
 		"\"overlap\": %s, \"passes\": %llu, \"duration_s\": %.3f, \"seed\": %llu, "
 		"\"dirty_mode\": \"%s\", \"manual_protect\": %s, \"initially_set\": %s, "
+		"\"dirty_ring\": %zu, \"halt_every\": %llu, "
 		"\"host_mem\": %zu, \"host_cpus\": %u, \"lockdep\": %s, ",
 		o->vcpus, o->mem_per_vcpu, o->slots, o->huge ? "true" : "false",
 		o->ad_bits ? "true" : "false", o->random ? "random" : "seq",
@@ -190,6 +191,7 @@ static void json_opts(const struct run_opts *o, FILE *f)
 		(unsigned long long)o->passes, o->duration_s, (unsigned long long)o->seed,
 		o->dirty_mode == UKVM_DIRTY_DBIT ? "dbit" : "wrprot",
 		o->manual_protect ? "true" : "false", o->initially_set ? "true" : "false",
+		o->dirty_ring ? o->ring_bytes : 0, (unsigned long long)o->halt_every,
 		o->host_mem, o->host_cpus, o->lockdep ? "true" : "false");
 	fprintf(f, "\"host_churn\": %s, \"memslot_churn\": %s, \"age\": %s, "
 		"\"cpu_hotplug\": %s, \"vm_churn\": %s, \"param_writer\": %s, "

@@ -18,7 +18,9 @@
  *                           mmu_invalidate_in_progress or
  *                           mn_active_invalidate_count not 0
  *   unexpected errors       an operation failing where it must not
- *   idle features           an enabled churn kind that did nothing
+ *   idle features           an enabled churn kind that did nothing (or
+ *                           rings never harvested, guests that never
+ *                           halted though they made enough accesses)
  */
 #include <errno.h>
 #include <string.h>
@@ -73,6 +75,17 @@ static bool feature_done(struct run *r, size_t i)
 	return false;
 }
 
+/*
+ * With --halt-every N, a guest halts on its N + 1st step at the latest
+ * (unless it finished): guests that made more than N accesses each on
+ * average and never halted did not do what they were asked.
+ */
+static bool halts_missing(const struct run *r, const struct guest_stats *gs)
+{
+	return r->o.halt_every && !gs->halts &&
+	       gs->accesses > r->o.halt_every * (uint64_t)r->o.vcpus;
+}
+
 /* Every enabled feature has done something (and the guests have run). */
 bool run_features_done(struct run *r)
 {
@@ -86,8 +99,10 @@ bool run_features_done(struct run *r)
 	}
 	if (r->o.memslot_churn && !r->o.migrate && !run_ctr(r, RC_LOG_ROUNDS))
 		return false;
+	if (r->o.dirty_ring && !run_ctr(r, RC_RING_PASSES))
+		return false;
 	guest_get_stats(r->w, &gs);
-	return gs.accesses > 0;
+	return gs.accesses > 0 && !halts_missing(r, &gs);
 }
 
 static unsigned long invalidation_imbalance(struct kvm *kvm)
@@ -141,8 +156,13 @@ void run_verify_live(struct run *r, struct run_verify *v)
 			v->idle[v->nr_idle++] = features[i].name;
 	if (r->o.memslot_churn && !r->o.migrate && !run_ctr(r, RC_LOG_ROUNDS))
 		v->idle[v->nr_idle++] = "memslot-churn (dirty-log rounds)";
+	if (r->o.dirty_ring && !run_ctr(r, RC_RING_PASSES))
+		v->idle[v->nr_idle++] = "dirty-ring (never harvested)";
+	if (halts_missing(r, &v->gs))
+		v->idle[v->nr_idle++] = "halt-every (no guest halted)";
 	if (!v->gs.accesses)
 		v->idle[v->nr_idle++] = "guests";
+	run_ring_verify(r);
 	v->check[CK_IDLE] = (unsigned long)v->nr_idle;
 }
 

@@ -12,6 +12,12 @@
  * `active`; a vCPU stores `active` then reads pause_vcpus before entering
  * KVM_RUN.  One of the two sees the other's store, so a vCPU the stopper
  * sees inactive does not enter KVM_RUN until it is resumed.
+ *
+ * With --dirty-ring the VM gets its rings before its vCPUs exist, and a
+ * vCPU whose ring is soft-full (KVM_EXIT_DIRTY_RING_FULL) waits out of
+ * KVM_RUN for the collector's next pass (run_ring.c).  With --halt-every
+ * the guests halt (HLT) and an interrupt, or the kick that stops them,
+ * wakes them.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -89,6 +95,15 @@ static int enable_manual_protect(struct run *r)
 	return ukvm_enable_cap(r->kvm, &cap);
 }
 
+/* KVM_CAP_DIRTY_LOG_RING_ACQ_REL: once, before any vCPU exists. */
+static int enable_dirty_ring(struct run *r)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_DIRTY_LOG_RING_ACQ_REL };
+
+	cap.args[0] = r->o.ring_bytes;
+	return ukvm_enable_cap(r->kvm, &cap);
+}
+
 int run_vm_create(struct run *r)
 {
 	const struct ukvm_vm_config cfg = {
@@ -110,6 +125,14 @@ int run_vm_create(struct run *r)
 		ret = enable_manual_protect(r);
 		if (ret) {
 			fprintf(stderr, "ukvm run: manual dirty-log protect: %s\n", strerror(-ret));
+			return ret;
+		}
+	}
+	if (r->o.dirty_ring) {
+		ret = enable_dirty_ring(r);
+		if (ret) {
+			fprintf(stderr, "ukvm run: the dirty ring (%zu bytes per vCPU): %s\n",
+				r->o.ring_bytes, strerror(-ret));
 			return ret;
 		}
 	}
@@ -149,6 +172,7 @@ int run_vm_create(struct run *r)
 		.overlap = r->o.overlap, .random = r->o.random,
 		.write_percent = r->o.write_percent, .seed = r->o.seed,
 		.passes = r->o.passes, .scratch_every = 8, .pattern_every = 8,
+		.halt_every = r->o.halt_every,
 	};
 	r->w = guest_workload_create(&gc);
 	free(regions);
@@ -180,11 +204,19 @@ int run_vm_create(struct run *r)
 			return ret;
 		}
 	}
+	if (r->o.dirty_ring) {
+		ret = run_ring_create(r);
+		if (ret) {
+			fprintf(stderr, "ukvm run: the dirty rings: %s\n", strerror(-ret));
+			return ret;
+		}
+	}
 	return 0;
 }
 
 void run_vm_destroy(struct run *r)
 {
+	run_ring_destroy(r);
 	if (r->kvm)
 		ukvm_destroy_vm(r->kvm);
 	r->kvm = NULL;
@@ -237,7 +269,10 @@ static void *vcpu_thread(void *arg)
 			vcpu_wait(r, v);
 			continue;
 		}
+		atomic_store(&v->in_run, true);
 		ret = ukvm_vcpu_run(v->vcpu, &run);
+		/* After KVM_RUN: the ring collector may count on it (run_ring.c). */
+		atomic_store(&v->in_run, false);
 		if (ret) {
 			run_unexpected(r, "KVM_RUN", ret);
 			break;
@@ -250,6 +285,12 @@ static void *vcpu_thread(void *arg)
 			if (atomic_exchange(&v->want_ioctls, false))
 				run_vcpu_do_ioctls(v);
 			break;
+		case KVM_EXIT_DIRTY_RING_FULL:
+			if (r->ring) {
+				run_ring_full(v);
+				break;
+			}
+			__attribute__((fallthrough));	/* no ring: no such exit */
 		default:
 			/* All guest memory is in memslots: no MMIO, nothing else. */
 			run_unexpected(r, "KVM_RUN exit reason", -(int)run.exit_reason);
