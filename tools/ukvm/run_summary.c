@@ -91,8 +91,12 @@ static void print_migration(const struct run *r, FILE *f)
 		int n = snprintf(item, sizeof(item), "%s %llu", i == 1 ? " rounds of" : "",
 				 (unsigned long long)m->pages[i]);
 
-		if (col + n > LINE_W)
+		/* A new line starts with the number, not with its space. */
+		if (col + n > LINE_W) {
 			col = fprintf(f, "\n%-*s", LABEL_W, "") - 1;
+			col += fprintf(f, "%s", item + 1);
+			continue;
+		}
 		col += fprintf(f, "%s", item);
 	}
 	fprintf(f, " pages\n");
