@@ -247,7 +247,9 @@ static void do_set(struct fz *f)
 	}
 	m.memory_size = npages * PG + (sk & 0x80 ? 1 + get(&f->in, 1) : 0);
 	switch (gk % 6) {
-	case 0: m.guest_phys_addr = ((1ULL << f->gpa_bits) - npages * PG) - get(&f->in, 1) * PG; break;
+	case 0:
+		m.guest_phys_addr = (1ULL << f->gpa_bits) - npages * PG - get(&f->in, 1) * PG;
+		break;
 	case 1: m.guest_phys_addr = get(&f->in, 8); break;
 	case 2: m.guest_phys_addr = ~0ULL << 12; break;
 	default: m.guest_phys_addr = get(&f->in, 2) * PG; break;
@@ -359,7 +361,7 @@ static void do_get_log(struct fz *f)
 			FZ_FAIL("GET_DIRTY_LOG returned something else than the log");
 		for (size_t i = 0; !f->before.manual && i < bytes / 8; i++)
 			if (a->bitmap[i])
-				FZ_FAIL("GET_DIRTY_LOG left bits in the log without manual protect");
+				FZ_FAIL("GET_DIRTY_LOG left bits without manual protect");
 		if (f->before.manual && memcmp(a->bitmap, b->bitmap, bytes))
 			FZ_FAIL("GET_DIRTY_LOG changed the log with manual protect");
 	}
@@ -407,8 +409,9 @@ static void do_clear_log(struct fz *f)
 		for (uint64_t p = 0; p < b->npages; p++) {
 			bool was = b->bitmap[p / 64] >> (p % 64) & 1;
 			bool is = a->bitmap[p / 64] >> (p % 64) & 1;
-			bool asked = p >= log.first_page && p - log.first_page < log.num_pages &&
-				     (bits[(p - log.first_page) / 64] >> ((p - log.first_page) % 64) & 1);
+			uint64_t rel = p - log.first_page;
+			bool asked = p >= log.first_page && rel < log.num_pages &&
+				     (bits[rel / 64] >> (rel % 64) & 1);
 
 			if (is != (was && !asked))
 				FZ_FAIL("CLEAR_DIRTY_LOG: page %llu was %d, asked %d, is %d",
@@ -458,7 +461,10 @@ static void do_guest(struct fz *f)
 	for (int i = 0; i < s.n; i++) {
 		struct ukvm_guest_access *a = &s.acc[i];
 		uint8_t k = (uint8_t)get(&f->in, 1);
-		struct fz_slot *sl = f->before.n ? &f->before.s[get(&f->in, 1) % (uint64_t)f->before.n] : NULL;
+		struct fz_slot *sl = NULL;
+
+		if (f->before.n)
+			sl = &f->before.s[get(&f->in, 1) % (uint64_t)f->before.n];
 
 		a->len = lens[k & 3];
 		a->type = k & 4 ? UKVM_ACCESS_READ : UKVM_ACCESS_WRITE;
