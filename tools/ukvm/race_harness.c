@@ -462,3 +462,21 @@ bool race_common_checks(struct race_ctx *ctx)
 			      poison, poison == 1 ? "" : "s");
 	return !errors && !warnings && !inv && !poison;
 }
+
+unsigned long race_validator_evidence(struct race_ctx *ctx, const char *note)
+{
+	struct lockdep_stats st;
+	unsigned long circ, viol, errors, warnings;
+
+	lockdep_get_stats(&st);
+	circ = st.by_kind[LDR_CIRCULAR];
+	viol = st.by_kind[LDR_ORDER_VIOLATION];
+	errors = st.errors + ctx->setup_errors;
+	warnings = st.warnings + ctx->setup_warnings;
+	race_evidence(ctx, "lock validator: %lu circular-dependency report%s%s, %lu "
+		      "documented-order violation%s (%lu error report%s, %lu warning%s "
+		      "in all)", circ, circ == 1 ? "" : "s", note, viol, viol == 1 ? "" : "s",
+		      errors, errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s");
+	ctx->validator_shown = true;
+	return circ;
+}

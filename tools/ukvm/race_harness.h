@@ -192,6 +192,13 @@ void race_print_prefixed(FILE *f, const char *text, const char *prefix);
  * poison_shown).  Returns true if all are zero.
  */
 bool race_common_checks(struct race_ctx *ctx);
+/*
+ * The lock validator's verdict, as evidence (then not repeated by
+ * race_common_checks()): its circular-dependency reports (@note follows
+ * their count), documented-order violations, errors and warnings in all.
+ * Returns the number of circular-dependency reports.
+ */
+unsigned long race_validator_evidence(struct race_ctx *ctx, const char *note);
 /* --verbose: how often each actor reached each race point. */
 void race_print_hits(struct race_ctx *ctx, const char *prefix);
 unsigned long race_poison_violations(struct race_ctx *ctx);
@@ -297,5 +304,51 @@ const char *race_spte_str(uint64_t spte, char *buf, size_t len);
 /* The VMM side of a memslot: KVM_SET_USER_MEMORY_REGION. */
 int race_set_slot(struct kvm *kvm, int slot, uint64_t gpa, uint64_t size,
 		  unsigned long hva, uint32_t flags);
+
+/* A set-up that failed with @r: the evidence, @vm destroyed; RACE_BROKEN. */
+enum race_verdict race_setup_failed(struct race_ctx *ctx, struct race_vm *vm, int r);
+
+/* ---- jobs the scenarios share (race_vm.c): race_post(a, job, &its_struct) ---- */
+
+/* The vCPU: KVM_RUN for one guest access (race_vm_run()). */
+struct race_guest_job {
+	struct race_vm *vm;
+	int r;
+	uint32_t exit_reason;
+};
+void race_job_guest_write(struct race_actor *a, void *arg);
+
+/* The VMM: one round of its dirty-log loop (race_vm_get_log()). */
+struct race_log_job {
+	struct race_vm *vm;
+	bool logged;
+	int r;
+};
+void race_job_get_log(struct race_actor *a, void *arg);
+
+/* The host: madvise(MADV_DONTNEED) of the page at @hva. */
+struct race_madvise_job {
+	unsigned long hva;
+	int r;
+};
+void race_job_madvise(struct race_actor *a, void *arg);
+
+/* The VMM: memslot @slot = @size bytes at @gpa over @hva (size 0: delete). */
+struct race_slot_job {
+	struct kvm *kvm;
+	int slot;
+	uint64_t gpa, size;
+	unsigned long hva;
+	int r;
+};
+void race_job_set_slot(struct race_actor *a, void *arg);
+/* The job for a memslot of one fresh host page; 0 or -errno. */
+int race_slot_job_init(struct race_slot_job *j, struct kvm *kvm, int slot, uint64_t gpa);
+/* Unmap that page. */
+void race_slot_job_fini(struct race_slot_job *j);
+
+/* race_wait_until() predicate: the memslot swap of the struct kvm @kvm waits
+ * for mn_active_invalidate_count to drop to 0. */
+bool race_swap_waiting(void *kvm);
 
 #endif /* UKVM_TOOLS_RACE_HARNESS_H */

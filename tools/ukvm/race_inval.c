@@ -20,33 +20,6 @@
 /* Faults of the stuck gfn observed before the vCPU is kicked out. */
 #define STUCK_FAULTS	1000
 
-struct guest_job {
-	struct race_vm *vm;
-	int r;
-	uint32_t exit_reason;
-};
-
-static void job_guest_write(struct race_actor *a, void *arg)
-{
-	struct guest_job *j = arg;
-
-	(void)a;
-	j->r = race_vm_run(j->vm, 1, &j->exit_reason);
-}
-
-struct madvise_job {
-	unsigned long hva;
-	int r;
-};
-
-static void job_madvise(struct race_actor *a, void *arg)
-{
-	struct madvise_job *j = arg;
-
-	(void)a;
-	j->r = host_madvise_dontneed(host_current_mm, j->hva, PAGE_SIZE);
-}
-
 static unsigned long seq_of(struct kvm *kvm)
 {
 	return atomic_load(&kvm->mmu_invalidate_seq);
@@ -126,8 +99,8 @@ static enum race_verdict run_stale_pfn_install(struct race_ctx *ctx)
 {
 	struct race_actor *host, *cpu;
 	struct guest_verify_result res = { 0 };
-	struct madvise_job mj;
-	struct guest_job gw;
+	struct race_madvise_job mj;
+	struct race_guest_job gw;
 	struct race_vm vm;
 	unsigned long pfn = INVALID_PFN, seq0 = 0, retry0 = 0, inv0 = 0, inv5 = 0;
 	uint64_t spte = 0;
@@ -137,21 +110,18 @@ static enum race_verdict run_stale_pfn_install(struct race_ctx *ctx)
 	r = race_vm_create(&vm, NULL, RACE_GPA, RACE_PAGES, 0);
 	if (!r)
 		r = race_vm_set_guest(&vm, PAGE_P);
-	if (r) {
-		race_evidence(ctx, "set-up failed: %d", r);
-		race_vm_destroy(&vm);
-		return RACE_BROKEN;
-	}
+	if (r)
+		return race_setup_failed(ctx, &vm, r);
 	race_step(ctx, "VMM: VM, slot 0 = %d pages at gpa %#llx; P = gpa %#llx, never touched",
 		  RACE_PAGES, RACE_GPA, PAGE_P);
 	race_setup_done(ctx);
 	host = race_actor_new(ctx, "cpu0-host", "CPU 0");
 	cpu = race_actor_new(ctx, "cpu1-vcpu0", "CPU 1");
-	gw = (struct guest_job){ .vm = &vm };
-	mj = (struct madvise_job){ .hva = vm.hva + (PAGE_P - RACE_GPA) };
+	gw = (struct race_guest_job){ .vm = &vm };
+	mj = (struct race_madvise_job){ .hva = vm.hva + (PAGE_P - RACE_GPA) };
 
 	race_stop_at(cpu, RP_FAULT_AFTER_PFN, 1);
-	race_post(cpu, job_guest_write, &gw);
+	race_post(cpu, race_job_guest_write, &gw);
 	ok = race_wait_parked(cpu, RP_FAULT_AFTER_PFN);
 	if (ok) {
 		pfn = host_pfn(mj.hva);
@@ -160,7 +130,7 @@ static enum race_verdict run_stale_pfn_install(struct race_ctx *ctx)
 			  "mmu_invalidate_seq = %lu and got pfn %#lx from the host (refcount %d: "
 			  "the host's mapping and the fault's reference); stopped before mmu_lock",
 			  seq0, pfn, pfn_valid(pfn) ? page_count(pfn_to_page(pfn)) : -1);
-		race_post(host, job_madvise, &mj);
+		race_post(host, race_job_madvise, &mj);
 		race_wait_idle(host);
 		race_step(ctx, "CPU 0: madvise(DONTNEED) of P: invalidate start/end, "
 			  "mmu_invalidate_seq %lu -> %lu; the host unmapped P: pfn %#lx lives on "
@@ -266,28 +236,6 @@ static const struct race_table imbalance_table = {
 	.nr_rows = sizeof(imbalance_rows) / sizeof(imbalance_rows[0]),
 };
 
-struct slot_job {
-	struct kvm *kvm;
-	unsigned long hva;
-	uint64_t size;
-	int r;
-};
-
-static void job_set_slot_s(struct race_actor *a, void *arg)
-{
-	struct slot_job *j = arg;
-
-	(void)a;
-	j->r = race_set_slot(j->kvm, SLOT_S, GPA_S, j->size, j->hva, 0);
-}
-
-static bool swap_waiting(void *arg)
-{
-	struct kvm *kvm = arg;
-
-	return atomic_load(&kvm->mn_memslots_update_rcuwait.waiting);
-}
-
 /* On the vCPU's thread: count the faults; after STUCK_FAULTS, kick it out. */
 struct stuck_hook {
 	struct kvm_vcpu *vcpu;
@@ -307,9 +255,9 @@ static enum race_verdict run_notifier_memslot_imbalance(struct race_ctx *ctx)
 {
 	struct race_actor *host, *vmm, *cpu;
 	struct stuck_hook hook = { 0 };
-	struct madvise_job mj;
-	struct slot_job sj;
-	struct guest_job gw;
+	struct race_madvise_job mj;
+	struct race_slot_job sj;
+	struct race_guest_job gw;
 	struct race_vm vm;
 	unsigned long hva_s = 0, retry0 = 0, inv0 = 0, inv = 0;
 	long in_progress = -1;
@@ -328,11 +276,8 @@ static enum race_verdict run_notifier_memslot_imbalance(struct race_ctx *ctx)
 		r = race_set_slot(vm.kvm, SLOT_S, GPA_S, PAGE_SIZE, hva_s, 0);
 	if (!r)
 		r = race_vm_set_guest(&vm, GPA_S);
-	if (r) {
-		race_evidence(ctx, "set-up failed: %d", r);
-		race_vm_destroy(&vm);
-		return RACE_BROKEN;
-	}
+	if (r)
+		return race_setup_failed(ctx, &vm, r);
 	race_step(ctx, "VMM: VM, slot 0 = %d pages at gpa %#llx for the guest; slot S (id %d) "
 		  "= 1 page at gpa %#llx over its own host page H, which the VMM touched",
 		  RACE_PAGES, RACE_GPA, SLOT_S, GPA_S);
@@ -340,12 +285,12 @@ static enum race_verdict run_notifier_memslot_imbalance(struct race_ctx *ctx)
 	host = race_actor_new(ctx, "cpu0-host", "CPU 0");
 	vmm = race_actor_new(ctx, "cpu1-vmm", "CPU 1");
 	cpu = race_actor_new(ctx, "cpu2-vcpu0", "vCPU 0");
-	mj = (struct madvise_job){ .hva = hva_s };
-	sj = (struct slot_job){ .kvm = vm.kvm };
-	gw = (struct guest_job){ .vm = &vm };
+	mj = (struct race_madvise_job){ .hva = hva_s };
+	sj = (struct race_slot_job){ .kvm = vm.kvm, .slot = SLOT_S, .gpa = GPA_S };
+	gw = (struct race_guest_job){ .vm = &vm };
 
 	race_stop_at(host, RP_MN_START_DONE, 1);
-	race_post(host, job_madvise, &mj);
+	race_post(host, race_job_madvise, &mj);
 	ok = race_wait_parked(host, RP_MN_START_DONE);
 	if (ok) {
 		race_step(ctx, "CPU 0: madvise(DONTNEED) of H: invalidate_range_start found S: "
@@ -354,10 +299,10 @@ static enum race_verdict run_notifier_memslot_imbalance(struct race_ctx *ctx)
 			  atomic_load(&vm.kvm->mmu_invalidate_in_progress));
 		if (!ctx->unsafe)
 			race_stop_at(vmm, RP_SWAP_BEFORE_WAIT, 1);
-		race_post(vmm, job_set_slot_s, &sj);
+		race_post(vmm, race_job_set_slot, &sj);
 		if (!ctx->unsafe && race_wait_parked(vmm, RP_SWAP_BEFORE_WAIT)) {
 			race_continue(vmm);
-			race_wait_until(ctx, swap_waiting, vm.kvm, "the memslot swap to wait");
+			race_wait_until(ctx, race_swap_waiting, vm.kvm, "the memslot swap to wait");
 			race_step(ctx, "CPU 1: deletes S: the memslot swap waits for "
 				  "mn_active_invalidate_count to drop to 0");
 		} else {
@@ -381,7 +326,7 @@ static enum race_verdict run_notifier_memslot_imbalance(struct race_ctx *ctx)
 		cpu->hook = stuck_fault_hook;
 		cpu->hook_arg = &hook;
 		retry0 = atomic_load(&vm.vcpu->stat.pf_retry);
-		race_post(cpu, job_guest_write, &gw);
+		race_post(cpu, race_job_guest_write, &gw);
 		race_wait_idle(cpu);
 		stuck = hook.faults >= STUCK_FAULTS && gw.exit_reason == KVM_EXIT_INTR;
 		if (stuck)

@@ -8,77 +8,12 @@
 #include <errno.h>
 
 #include "kvm/kvm_host.h"
-#include "lockdep/lockdep.h"
 #include "race_harness.h"
 #include "x86/mmu/mmu.h"
 
 #define RACE_GPA	0x10000000ULL
 #define RACE_PAGES	16
 #define GPA_SLOT1	0x20000000ULL
-
-static unsigned long reports_of(enum lockdep_report_kind kind)
-{
-	struct lockdep_stats st;
-
-	lockdep_get_stats(&st);
-	return st.by_kind[kind];
-}
-
-/* The validator's verdict on a run: what it reported, as evidence. */
-static bool validator_evidence(struct race_ctx *ctx)
-{
-	unsigned long circ = reports_of(LDR_CIRCULAR), viol = reports_of(LDR_ORDER_VIOLATION);
-	unsigned long errors = lockdep_report_count() + ctx->setup_errors;
-	unsigned long warnings = lockdep_warning_count() + ctx->setup_warnings;
-
-	race_evidence(ctx, "lock validator: %lu circular-dependency report%s, %lu "
-		      "documented-order violation%s (%lu error report%s, %lu warning%s "
-		      "in all)", circ, circ == 1 ? "" : "s", viol, viol == 1 ? "" : "s",
-		      errors, errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s");
-	ctx->validator_shown = true;
-	return circ > 0;
-}
-
-/* A memslot of its own for the VMM's update: slot 1, one page. */
-struct slot_job {
-	struct kvm *kvm;
-	unsigned long hva;
-	int r;
-};
-
-static void job_create_slot1(struct race_actor *a, void *arg)
-{
-	struct slot_job *j = arg;
-
-	(void)a;
-	j->r = race_set_slot(j->kvm, 1, GPA_SLOT1, PAGE_SIZE, j->hva, 0);
-}
-
-static int slot_job_init(struct slot_job *j, struct kvm *kvm)
-{
-	*j = (struct slot_job){ .kvm = kvm };
-	j->hva = ukvm_host_mmap(PAGE_SIZE, 0);
-	if (IS_ERR_HVA(j->hva)) {
-		int r = (int)(long)j->hva;
-
-		j->hva = 0;
-		return r;
-	}
-	return 0;
-}
-
-static void slot_job_fini(struct slot_job *j)
-{
-	if (j->hva)
-		ukvm_host_munmap(j->hva, PAGE_SIZE);
-}
-
-static enum race_verdict setup_failed(struct race_ctx *ctx, struct race_vm *vm, int r)
-{
-	race_evidence(ctx, "set-up failed: %d", r);
-	race_vm_destroy(vm);
-	return RACE_BROKEN;
-}
 
 /* ====================================================================== */
 /* 5. srcu-sync-in-reader                                                  */
@@ -131,23 +66,23 @@ static enum race_verdict run_srcu_sync_in_reader(struct race_ctx *ctx)
 {
 	struct race_actor *vmm, *cpu;
 	struct vcpu_job vj;
-	struct slot_job sj = { 0 };
+	struct race_slot_job sj = { 0 };
 	struct race_vm vm;
 	bool bug, clean;
 	int r;
 
 	r = race_vm_create(&vm, NULL, RACE_GPA, RACE_PAGES, 0);
 	if (!r)
-		r = slot_job_init(&sj, vm.kvm);
+		r = race_slot_job_init(&sj, vm.kvm, 1, GPA_SLOT1);
 	if (r)
-		return setup_failed(ctx, &vm, r);
+		return race_setup_failed(ctx, &vm, r);
 	race_setup_done(ctx);
 	race_step(ctx, "VMM: VM, slot 0 = %d pages at gpa %#llx, vCPU 0", RACE_PAGES, RACE_GPA);
 	vmm = race_actor_new(ctx, "cpu0-set-memory-region", "CPU 0");
 	cpu = race_actor_new(ctx, "cpu1-vcpu0-run", "CPU 1");
 	vj = (struct vcpu_job){ .vcpu = vm.vcpu };
 
-	race_post(vmm, job_create_slot1, &sj);
+	race_post(vmm, race_job_set_slot, &sj);
 	race_wait_idle(vmm);
 	race_step(ctx, "CPU 0: KVM_SET_USER_MEMORY_REGION creates slot 1: synchronize_srcu("
 		  "&kvm->srcu) under slots_lock (validator: slots_lock -> kvm->srcu %s)",
@@ -160,10 +95,10 @@ static enum race_verdict run_srcu_sync_in_reader(struct race_ctx *ctx)
 
 	race_finish(ctx);
 	ukvm_unsafe_clear_all();
-	bug = validator_evidence(ctx);
+	bug = race_validator_evidence(ctx, "") > 0;
 	clean = !sj.r && vj.r >= 0;
 	race_vm_destroy(&vm);
-	slot_job_fini(&sj);
+	race_slot_job_fini(&sj);
 	clean &= race_common_checks(ctx);
 	return race_judge(bug, clean);
 }
@@ -230,25 +165,11 @@ static void job_uninhibit_apicv(struct race_actor *a, void *arg)
 	kvm_vcpu_ioctl_end(j->vcpu);
 }
 
-struct log_job {
-	struct race_vm *vm;
-	bool logged;
-	int r;
-};
-
-static void job_get_log(struct race_actor *a, void *arg)
-{
-	struct log_job *j = arg;
-
-	(void)a;
-	j->r = race_vm_get_log(j->vm, &j->logged, NULL);
-}
-
 static enum race_verdict run_vcpu_mutex_vs_slots_lock(struct race_ctx *ctx)
 {
 	struct race_actor *cpu, *vmm;
 	struct vcpu_job vj;
-	struct log_job lj;
+	struct race_log_job lj;
 	struct race_vm vm;
 	bool bug, clean;
 	int r;
@@ -257,20 +178,20 @@ static enum race_verdict run_vcpu_mutex_vs_slots_lock(struct race_ctx *ctx)
 	if (!r)
 		r = race_vm_set_guest(&vm, RACE_GPA);
 	if (r)
-		return setup_failed(ctx, &vm, r);
+		return race_setup_failed(ctx, &vm, r);
 	race_setup_done(ctx);
 	race_step(ctx, "VMM: VM, slot 0 = %d pages at gpa %#llx with dirty logging, vCPU 0",
 		  RACE_PAGES, RACE_GPA);
 	cpu = race_actor_new(ctx, "cpu0-vcpu0-run", "CPU 0");
 	vmm = race_actor_new(ctx, "cpu1-get-dirty-log", "CPU 1");
 	vj = (struct vcpu_job){ .vcpu = vm.vcpu };
-	lj = (struct log_job){ .vm = &vm };
+	lj = (struct race_log_job){ .vm = &vm };
 
 	race_post(cpu, job_uninhibit_apicv, &vj);
 	race_wait_idle(cpu);
 	race_step(ctx, "CPU 0: KVM_RUN un-inhibits APICv: the APIC-access memslot is created "
 		  "with slots_lock taken inside vcpu->mutex (%s)", vj.r ? "failed" : "done");
-	race_post(vmm, job_get_log, &lj);
+	race_post(vmm, race_job_get_log, &lj);
 	race_wait_idle(vmm);
 	race_step(ctx, "CPU 1: KVM_GET_DIRTY_LOG %s", ctx->unsafe ?
 		  "takes each vcpu->mutex inside slots_lock (knob "
@@ -278,7 +199,7 @@ static enum race_verdict run_vcpu_mutex_vs_slots_lock(struct race_ctx *ctx)
 
 	race_finish(ctx);
 	ukvm_unsafe_clear_all();
-	bug = validator_evidence(ctx);
+	bug = race_validator_evidence(ctx, "") > 0;
 	clean = !vj.r && !lj.r;
 	race_vm_destroy(&vm);
 	clean &= race_common_checks(ctx);
@@ -341,32 +262,12 @@ static const struct race_table notifier_table = {
 	.nr_rows = sizeof(notifier_rows) / sizeof(notifier_rows[0]),
 };
 
-struct madvise_job {
-	unsigned long hva;
-	int r;
-};
-
-static void job_madvise(struct race_actor *a, void *arg)
-{
-	struct madvise_job *j = arg;
-
-	(void)a;
-	j->r = host_madvise_dontneed(host_current_mm, j->hva, PAGE_SIZE);
-}
-
-static bool swap_waiting(void *arg)
-{
-	struct kvm *kvm = arg;
-
-	return atomic_load(&kvm->mn_memslots_update_rcuwait.waiting);
-}
-
 static enum race_verdict run_notifier_takes_slots_lock(struct race_ctx *ctx)
 {
 	enum ukvm_race_point stop = ctx->unsafe ? RP_MN_START_IN_CALLBACK : RP_MN_START_DONE;
 	struct race_actor *host, *vmm;
-	struct slot_job sj = { 0 };
-	struct madvise_job mj;
+	struct race_slot_job sj = { 0 };
+	struct race_madvise_job mj;
 	struct race_vm vm;
 	uint64_t one = 1;
 	bool ok, bug, clean;
@@ -374,31 +275,31 @@ static enum race_verdict run_notifier_takes_slots_lock(struct race_ctx *ctx)
 
 	r = race_vm_create(&vm, NULL, RACE_GPA, RACE_PAGES, 0);
 	if (!r)
-		r = slot_job_init(&sj, vm.kvm);
+		r = race_slot_job_init(&sj, vm.kvm, 1, GPA_SLOT1);
 	if (!r)
 		r = ukvm_host_write(vm.hva, &one, sizeof(one));
 	if (r)
-		return setup_failed(ctx, &vm, r);
+		return race_setup_failed(ctx, &vm, r);
 	race_setup_done(ctx);
 	race_step(ctx, "VMM: VM, slot 0 = %d pages at gpa %#llx over host memory; the VMM "
 		  "touched its first page H", RACE_PAGES, RACE_GPA);
 	host = race_actor_new(ctx, "cpu0-host", "CPU 0");
 	vmm = race_actor_new(ctx, "cpu1-set-memory-region", "CPU 1");
-	mj = (struct madvise_job){ .hva = vm.hva };
+	mj = (struct race_madvise_job){ .hva = vm.hva };
 
 	race_stop_at(host, stop, 1);
-	race_post(host, job_madvise, &mj);
+	race_post(host, race_job_madvise, &mj);
 	ok = race_wait_parked(host, stop);
 	if (ok) {
 		race_step(ctx, "CPU 0: madvise(DONTNEED) of H: invalidate_range_start counted "
 			  "itself (mn_active_invalidate_count = %ld); stopped at %s",
 			  vm.kvm->mn_active_invalidate_count, ukvm_race_point_names[stop]);
 		race_stop_at(vmm, RP_SWAP_BEFORE_WAIT, 1);
-		race_post(vmm, job_create_slot1, &sj);
+		race_post(vmm, race_job_set_slot, &sj);
 		ok = race_wait_parked(vmm, RP_SWAP_BEFORE_WAIT);
 		if (ok) {
 			race_continue(vmm);
-			race_wait_until(ctx, swap_waiting, vm.kvm, "the memslot swap to wait");
+			race_wait_until(ctx, race_swap_waiting, vm.kvm, "the memslot swap to wait");
 			race_step(ctx, "CPU 1: creating slot 1, slots_lock held: the memslot "
 				  "swap waits for mn_active_invalidate_count to drop to 0");
 		}
@@ -411,12 +312,12 @@ static enum race_verdict run_notifier_takes_slots_lock(struct race_ctx *ctx)
 
 	race_finish(ctx);
 	ukvm_unsafe_clear_all();
-	bug = validator_evidence(ctx);
+	bug = race_validator_evidence(ctx, "") > 0;
 	race_evidence(ctx, "both threads finished: the invalidation %s, the memslot update %s",
 		      mj.r ? "failed" : "completed", sj.r ? "failed" : "completed");
 	clean = ok && !sj.r && !mj.r;
 	race_vm_destroy(&vm);
-	slot_job_fini(&sj);
+	race_slot_job_fini(&sj);
 	clean &= race_common_checks(ctx);
 	return race_judge(ok && bug && !sj.r && !mj.r, clean);
 }

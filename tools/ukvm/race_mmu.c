@@ -16,35 +16,6 @@
 #define RACE_PAGES	16
 #define PAGE_P		(RACE_GPA + 5 * PAGE_SIZE)
 
-/* Jobs shared by the scenarios of this file. */
-struct guest_job {
-	struct race_vm *vm;
-	int r;
-	uint32_t exit_reason;
-};
-
-static void job_guest_write(struct race_actor *a, void *arg)
-{
-	struct guest_job *j = arg;
-
-	(void)a;
-	j->r = race_vm_run(j->vm, 1, &j->exit_reason);
-}
-
-struct log_job {
-	struct race_vm *vm;
-	int r;
-	bool logged;
-};
-
-static void job_get_log(struct race_actor *a, void *arg)
-{
-	struct log_job *j = arg;
-
-	(void)a;
-	j->r = race_vm_get_log(j->vm, &j->logged, NULL);
-}
-
 static unsigned long vcpu_ept_violations(struct race_vm *vm)
 {
 	struct hw_vcpu_stat st;
@@ -69,6 +40,45 @@ static bool verify_guest(struct race_ctx *ctx, struct race_vm *vm)
 		      (unsigned long long)res.lost_writes,
 		      res.lost_writes == 1 ? "" : "s");
 	return !res.lost_writes;
+}
+
+/* A VM with dirty logging (@cfg) on slot 0; the guest writes P. */
+static int dirty_vm_create(struct race_vm *vm, const struct ukvm_vm_config *cfg)
+{
+	int r = race_vm_create(vm, cfg, RACE_GPA, RACE_PAGES, KVM_MEM_LOG_DIRTY_PAGES);
+
+	return r ? r : race_vm_set_guest(vm, PAGE_P);
+}
+
+/* The next round of the VMM's dirty-log loop, checked by the guest. */
+static int get_log_step(struct race_ctx *ctx, struct race_vm *vm, bool *logged,
+			uint64_t *missed)
+{
+	int r = race_vm_get_log(vm, logged, missed);
+
+	race_step(ctx, "VMM: GET_DIRTY_LOG: P %s", *logged ? "logged" : "NOT logged");
+	return r;
+}
+
+static void missed_evidence(struct race_ctx *ctx, uint64_t missed)
+{
+	race_evidence(ctx, "guest dirty-round check (src/guest): %llu write%s completed "
+		      "before the round closed and in no dirty log since",
+		      (unsigned long long)missed, missed == 1 ? "" : "s");
+}
+
+/*
+ * The verdict: the bug is shown when the guest's dirty-round check found
+ * @missed writes; correct when nothing was missed, the guest's tags verify
+ * and everything else (@clean, the common checks) holds.  Destroys @vm.
+ */
+static enum race_verdict dirty_verdict(struct race_ctx *ctx, struct race_vm *vm,
+				       bool ok, bool clean, uint64_t missed)
+{
+	clean &= verify_guest(ctx, vm);
+	race_vm_destroy(vm);
+	clean &= race_common_checks(ctx);
+	return race_judge(ok && missed > 0, clean && !missed);
 }
 
 /* ====================================================================== */
@@ -121,32 +131,27 @@ static enum race_verdict run_lost_dirty_bit(struct race_ctx *ctx)
 {
 	const struct ukvm_vm_config cfg = { .dirty_mode = UKVM_DIRTY_DBIT };
 	struct race_actor *host, *cpu;
-	struct guest_job gw;
+	struct race_guest_job gw;
 	struct age_job age;
 	struct race_vm vm;
 	uint64_t missed = 0;
-	bool logged = false, clean, ok;
+	bool logged = false, ok;
 	char s[96];
 	int r;
 
-	r = race_vm_create(&vm, &cfg, RACE_GPA, RACE_PAGES, KVM_MEM_LOG_DIRTY_PAGES);
-	if (!r)
-		r = race_vm_set_guest(&vm, PAGE_P);
-	if (r) {
-		race_evidence(ctx, "set-up failed: %d", r);
-		race_vm_destroy(&vm);
-		return RACE_BROKEN;
-	}
+	r = dirty_vm_create(&vm, &cfg);
+	if (r)
+		return race_setup_failed(ctx, &vm, r);
 	race_step(ctx, "VMM: VM with Dirty-bit logging (PML-like) and EPT A/D bits; slot 0 = "
 		  "%d pages at gpa %#llx, dirty logging on; P = gpa %#llx",
 		  RACE_PAGES, RACE_GPA, PAGE_P);
 	race_setup_done(ctx);
 	host = race_actor_new(ctx, "cpu0-host-aging", "CPU 0");
 	cpu = race_actor_new(ctx, "cpu1-vcpu0", "CPU 1");
-	gw = (struct guest_job){ .vm = &vm };
+	gw = (struct race_guest_job){ .vm = &vm };
 	age = (struct age_job){ .hva = vm.hva + (PAGE_P - RACE_GPA) };
 
-	race_post(cpu, job_guest_write, &gw);
+	race_post(cpu, race_job_guest_write, &gw);
 	race_wait_idle(cpu);
 	race_step(ctx, "CPU 1: the guest writes P: EPT violation, mapped: SPTE %s",
 		  race_spte_str(race_vm_spte(&vm, PAGE_P), s, sizeof(s)));
@@ -162,7 +167,7 @@ static enum race_verdict run_lost_dirty_bit(struct race_ctx *ctx)
 		race_step(ctx, "CPU 0: host_clear_young(P) -> KVM's aging, mmu_lock held for "
 			  "write: read SPTE %s, stopped before the store",
 			  race_spte_str(race_vm_spte(&vm, PAGE_P), s, sizeof(s)));
-		race_post(cpu, job_guest_write, &gw);
+		race_post(cpu, race_job_guest_write, &gw);
 		race_wait_idle(cpu);
 		race_step(ctx, "CPU 1: the guest writes P again: no VM exit, the EPT walk "
 			  "set Dirty: SPTE %s",
@@ -175,20 +180,13 @@ static enum race_verdict run_lost_dirty_bit(struct race_ctx *ctx)
 			  ctx->unsafe ? "plain store of the value read before (knob "
 					"NONATOMIC_SPTE)" : "atomic fetch-and",
 			  race_spte_str(race_vm_spte(&vm, PAGE_P), s, sizeof(s)));
-		r = race_vm_get_log(&vm, &logged, &missed);
-		race_step(ctx, "VMM: GET_DIRTY_LOG: P %s", logged ? "logged" : "NOT logged");
+		r = get_log_step(ctx, &vm, &logged, &missed);
 	}
 
 	race_finish(ctx);
 	ukvm_unsafe_clear_all();
-	race_evidence(ctx, "guest dirty-round check (src/guest): %llu write%s completed "
-		      "before the round closed and in no dirty log since",
-		      (unsigned long long)missed, missed == 1 ? "" : "s");
-	clean = verify_guest(ctx, &vm);
-	clean &= ok && !r && !gw.r && logged;
-	race_vm_destroy(&vm);
-	clean &= race_common_checks(ctx);
-	return race_judge(ok && missed > 0, clean && !missed);
+	missed_evidence(ctx, missed);
+	return dirty_verdict(ctx, &vm, ok, ok && !r && !gw.r && logged, missed);
 }
 
 const struct race_scenario race_lost_dirty_bit = {
@@ -242,38 +240,33 @@ static enum race_verdict run_missed_tlb_flush(struct race_ctx *ctx)
 	const struct ukvm_vm_config cfg = { .dirty_mode = UKVM_DIRTY_WRPROT };
 	unsigned long hits, viol, fast, inv_before = 0, inv_after = 0;
 	struct race_actor *vmm, *cpu;
-	struct guest_job gw;
-	struct log_job lj;
+	struct race_guest_job gw;
+	struct race_log_job lj;
 	struct race_vm vm;
 	uint64_t missed = 0;
-	bool logged = false, clean, ok;
+	bool logged = false, ok;
 	char s[96];
 	int r;
 
-	r = race_vm_create(&vm, &cfg, RACE_GPA, RACE_PAGES, KVM_MEM_LOG_DIRTY_PAGES);
-	if (!r)
-		r = race_vm_set_guest(&vm, PAGE_P);
-	if (r) {
-		race_evidence(ctx, "set-up failed: %d", r);
-		race_vm_destroy(&vm);
-		return RACE_BROKEN;
-	}
+	r = dirty_vm_create(&vm, &cfg);
+	if (r)
+		return race_setup_failed(ctx, &vm, r);
 	race_step(ctx, "VMM: VM with write-protection dirty logging; slot 0 = %d pages at "
 		  "gpa %#llx, dirty logging on; P = gpa %#llx", RACE_PAGES, RACE_GPA, PAGE_P);
 	race_setup_done(ctx);
 	vmm = race_actor_new(ctx, "cpu0-vmm", "CPU 0");
 	cpu = race_actor_new(ctx, "cpu1-vcpu0", "CPU 1");
-	gw = (struct guest_job){ .vm = &vm };
-	lj = (struct log_job){ .vm = &vm };
+	gw = (struct race_guest_job){ .vm = &vm };
+	lj = (struct race_log_job){ .vm = &vm };
 
-	race_post(cpu, job_guest_write, &gw);
+	race_post(cpu, race_job_guest_write, &gw);
 	race_wait_idle(cpu);
 	race_step(ctx, "CPU 1: the guest writes P: EPT violation, mapped: SPTE %s; "
 		  "its TLB now caches P writable",
 		  race_spte_str(race_vm_spte(&vm, PAGE_P), s, sizeof(s)));
 
 	race_stop_at(vmm, RP_WRPROT_BEFORE_FLUSH, 1);
-	race_post(vmm, job_get_log, &lj);
+	race_post(vmm, race_job_get_log, &lj);
 	ok = race_wait_parked(vmm, RP_WRPROT_BEFORE_FLUSH) && !gw.r;
 	if (ok) {
 		race_step(ctx, "CPU 0: GET_DIRTY_LOG: P harvested and write-protected "
@@ -281,7 +274,7 @@ static enum race_verdict run_missed_tlb_flush(struct race_ctx *ctx)
 			  race_spte_str(race_vm_spte(&vm, PAGE_P), s, sizeof(s)));
 		hits = race_hits(cpu, RP_GUEST_TLB_HIT);
 		viol = vcpu_ept_violations(&vm);
-		race_post(cpu, job_guest_write, &gw);
+		race_post(cpu, race_job_guest_write, &gw);
 		race_wait_idle(cpu);
 		race_step(ctx, "CPU 1: the guest writes P: %s",
 			  race_hits(cpu, RP_GUEST_TLB_HIT) > hits &&
@@ -301,7 +294,7 @@ static enum race_verdict run_missed_tlb_flush(struct race_ctx *ctx)
 		hits = race_hits(cpu, RP_GUEST_TLB_HIT);
 		viol = vcpu_ept_violations(&vm);
 		fast = atomic_load(&vm.vcpu->stat.pf_fast);
-		race_post(cpu, job_guest_write, &gw);
+		race_post(cpu, race_job_guest_write, &gw);
 		race_wait_idle(cpu);
 		if (vcpu_ept_violations(&vm) > viol)
 			race_step(ctx, "CPU 1: the guest writes P again: EPT violation, %s: SPTE %s",
@@ -312,24 +305,17 @@ static enum race_verdict run_missed_tlb_flush(struct race_ctx *ctx)
 			race_step(ctx, "CPU 1: the guest writes P again: %s, no VM exit",
 				  race_hits(cpu, RP_GUEST_TLB_HIT) > hits ?
 				  "through the stale writable TLB entry" : "no fault");
-		r = race_vm_get_log(&vm, &logged, &missed);
-		race_step(ctx, "VMM: GET_DIRTY_LOG: P %s", logged ? "logged" : "NOT logged");
+		r = get_log_step(ctx, &vm, &logged, &missed);
 	}
 
 	race_finish(ctx);
 	ukvm_unsafe_clear_all();
-	race_evidence(ctx, "guest dirty-round check (src/guest): %llu write%s completed "
-		      "before the round closed and in no dirty log since",
-		      (unsigned long long)missed, missed == 1 ? "" : "s");
+	missed_evidence(ctx, missed);
 	if (inv_after > inv_before)
 		race_evidence(ctx, "Appendix B 9 (write access removed, not flushed, when the "
 			      "log is returned): %lu failure%s at the racing GET_DIRTY_LOG",
 			      inv_after - inv_before, inv_after - inv_before == 1 ? "" : "s");
-	clean = verify_guest(ctx, &vm);
-	clean &= ok && !r && !gw.r && !lj.r && logged;
-	race_vm_destroy(&vm);
-	clean &= race_common_checks(ctx);
-	return race_judge(ok && missed > 0, clean && !missed);
+	return dirty_verdict(ctx, &vm, ok, ok && !r && !gw.r && !lj.r && logged, missed);
 }
 
 const struct race_scenario race_missed_tlb_flush = {

@@ -98,21 +98,13 @@ static const struct race_table usage_table = {
 struct usage_state {
 	struct race_vm vm;
 	struct kvm *new_vm;
-	unsigned long slot_hva;
-	int memslot_r, create_r, nx_r, down_r, apic_r;
+	struct race_slot_job slot;	/* CPU 0's memslot update: create slot 1 */
+	int create_r, nx_r, down_r, apic_r;
 	/* CPU 2's way back out of a deadlocking acquisition */
 	jmp_buf env;
 	bool bailed;
 	enum lockdep_report_kind bail_kind;
 };
-
-static void job_memslot(struct race_actor *a, void *arg)
-{
-	struct usage_state *u = arg;
-
-	(void)a;
-	u->memslot_r = race_set_slot(u->vm.kvm, 1, GPA_SLOT1, PAGE_SIZE, u->slot_hva, 0);
-}
 
 static void job_create_vm(struct race_actor *a, void *arg)
 {
@@ -196,7 +188,7 @@ static void replay(struct race_ctx *ctx, struct usage_state *u, bool legacy)
 	vcpu->hook_arg = u;
 
 	race_stop_at(mem, RP_SLOTS_LOCK_HELD, 1);
-	race_post(mem, job_memslot, u);
+	race_post(mem, race_job_set_slot, &u->slot);
 	if (!race_wait_parked(mem, RP_SLOTS_LOCK_HELD))
 		return;
 	race_step(ctx, "CPU 0: KVM_SET_USER_MEMORY_REGION (create slot 1): holds slots_lock");
@@ -262,31 +254,22 @@ static void replay(struct race_ctx *ctx, struct usage_state *u, bool legacy)
 	race_wait_idle(down);
 	race_step(ctx, "then: CPU 0's memslot update (%d), CPU 1's set_nx_huge_pages (%d VMs), "
 		  "CPU 1's VM creation (%d) and CPU 3's cpu_down (%d) all finished",
-		  u->memslot_r, u->nx_r, u->create_r, u->down_r);
+		  u->slot.r, u->nx_r, u->create_r, u->down_r);
 }
 
 static enum race_verdict run_usage_lock_deadlock(struct race_ctx *ctx)
 {
 	bool legacy = kvm_legacy_usage_locking();
 	unsigned long circular;
-	struct lockdep_stats st;
 	struct usage_state u = { 0 };
 	bool clean;
 	int r;
 
 	r = race_vm_create(&u.vm, NULL, RACE_GPA, RACE_PAGES, 0);
-	if (!r) {
-		u.slot_hva = ukvm_host_mmap(PAGE_SIZE, 0);
-		if (IS_ERR_HVA(u.slot_hva)) {
-			r = (int)(long)u.slot_hva;
-			u.slot_hva = 0;
-		}
-	}
-	if (r) {
-		race_evidence(ctx, "set-up failed: %d", r);
-		race_vm_destroy(&u.vm);
-		return RACE_BROKEN;
-	}
+	if (!r)
+		r = race_slot_job_init(&u.slot, u.vm.kvm, 1, GPA_SLOT1);
+	if (r)
+		return race_setup_failed(ctx, &u.vm, r);
 	race_step(ctx, "machine: %s design; VM %d with slot 0 and vCPU 0", legacy ?
 		  "legacy (0bf50497: kvm_usage_count under kvm_lock, vm_list walkers under "
 		  "kvm_lock)" : "current (kvm_usage_lock, vm_list walkers under RCU)",
@@ -300,26 +283,13 @@ static enum race_verdict run_usage_lock_deadlock(struct race_ctx *ctx)
 		race_evidence(ctx, "could not bring CPU %d back up", HOTPLUG_CPU);
 	if (!u.bailed && !u.apic_r)
 		kvm_x86_vcpu_set_apic_base(u.vm.vcpu, APIC_BASE | APIC_ENABLE);
-	lockdep_get_stats(&st);
-	circular = st.by_kind[LDR_CIRCULAR];
-	race_evidence(ctx, "lock validator: %lu circular-dependency report%s%s, %lu "
-		      "documented-order violation%s (%lu error report%s, %lu warning%s in "
-		      "all)", circular, circular == 1 ? "" : "s",
-		      u.bailed ? " (CPU 2 stopped by it)" : "",
-		      st.by_kind[LDR_ORDER_VIOLATION],
-		      st.by_kind[LDR_ORDER_VIOLATION] == 1 ? "" : "s",
-		      st.errors + ctx->setup_errors,
-		      st.errors + ctx->setup_errors == 1 ? "" : "s",
-		      st.warnings + ctx->setup_warnings,
-		      st.warnings + ctx->setup_warnings == 1 ? "" : "s");
-	ctx->validator_shown = true;
-	clean = !u.memslot_r && !u.create_r && u.nx_r >= 1 && !u.down_r && !u.apic_r &&
+	circular = race_validator_evidence(ctx, u.bailed ? " (CPU 2 stopped by it)" : "");
+	clean = !u.slot.r && !u.create_r && u.nx_r >= 1 && !u.down_r && !u.apic_r &&
 		!u.bailed;
 	if (u.new_vm)
 		ukvm_destroy_vm(u.new_vm);
 	race_vm_destroy(&u.vm);
-	if (u.slot_hva)
-		ukvm_host_munmap(u.slot_hva, PAGE_SIZE);
+	race_slot_job_fini(&u.slot);
 	clean &= race_common_checks(ctx);
 	return race_judge(u.bailed && circular > 0, clean);
 }

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* Set-up helpers of the `ukvm race` scenarios (see race_vm.h). */
+/*
+ * Set-up helpers of the `ukvm race` scenarios and the jobs they share (see
+ * race_harness.h).
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +131,13 @@ int race_set_slot(struct kvm *kvm, int slot, uint64_t gpa, uint64_t size,
 	return ukvm_set_user_memory_region(kvm, &mem);
 }
 
+enum race_verdict race_setup_failed(struct race_ctx *ctx, struct race_vm *vm, int r)
+{
+	race_evidence(ctx, "set-up failed: %d", r);
+	race_vm_destroy(vm);
+	return RACE_BROKEN;
+}
+
 int race_vm_create(struct race_vm *vm, const struct ukvm_vm_config *cfg,
 		   uint64_t gpa, uint64_t npages, uint32_t flags)
 {
@@ -190,4 +200,63 @@ const char *race_spte_str(uint64_t spte, char *buf, size_t len)
 		 !(spte & VMX_EPT_WRITABLE_MASK) && (spte & EPT_SPTE_MMU_WRITABLE) ?
 		 " (MMU-writable)" : "");
 	return buf;
+}
+
+/* ---- the jobs ---- */
+
+void race_job_guest_write(struct race_actor *a, void *arg)
+{
+	struct race_guest_job *j = arg;
+
+	(void)a;
+	j->r = race_vm_run(j->vm, 1, &j->exit_reason);
+}
+
+void race_job_get_log(struct race_actor *a, void *arg)
+{
+	struct race_log_job *j = arg;
+
+	(void)a;
+	j->r = race_vm_get_log(j->vm, &j->logged, NULL);
+}
+
+void race_job_madvise(struct race_actor *a, void *arg)
+{
+	struct race_madvise_job *j = arg;
+
+	(void)a;
+	j->r = host_madvise_dontneed(host_current_mm, j->hva, PAGE_SIZE);
+}
+
+void race_job_set_slot(struct race_actor *a, void *arg)
+{
+	struct race_slot_job *j = arg;
+
+	(void)a;
+	j->r = race_set_slot(j->kvm, j->slot, j->gpa, j->size, j->hva, 0);
+}
+
+int race_slot_job_init(struct race_slot_job *j, struct kvm *kvm, int slot, uint64_t gpa)
+{
+	*j = (struct race_slot_job){ .kvm = kvm, .slot = slot, .gpa = gpa, .size = PAGE_SIZE };
+	j->hva = ukvm_host_mmap(PAGE_SIZE, 0);
+	if (IS_ERR_HVA(j->hva)) {
+		int r = (int)(long)j->hva;
+
+		j->hva = 0;
+		return r;
+	}
+	return 0;
+}
+
+void race_slot_job_fini(struct race_slot_job *j)
+{
+	if (j->hva)
+		ukvm_host_munmap(j->hva, PAGE_SIZE);
+	j->hva = 0;
+}
+
+bool race_swap_waiting(void *kvm)
+{
+	return atomic_load(&((struct kvm *)kvm)->mn_memslots_update_rcuwait.waiting);
 }
