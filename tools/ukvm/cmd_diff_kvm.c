@@ -83,15 +83,11 @@ static void report(const struct diff_ctx *c, struct part *parts, int n, int *tap
 			continue;
 		}
 		if (c->tap)
-			printf("%s %d - %s: %" PRIu64 " calls compared, %" PRIu64
-			       " disagreements%s\n",
-			       p->st.disagreements || p->err ? "not ok" : "ok", ++*tap_nr,
-			       p->name, p->st.calls, p->st.disagreements,
-			       p->err ? " (stopped by an error)" : "");
-		else
-			printf("%s: %" PRIu64 " calls compared, %" PRIu64 " disagreements%s\n",
-			       p->name, p->st.calls, p->st.disagreements,
-			       p->err ? " (stopped by an error)" : "");
+			printf("%s %d - ", p->st.disagreements || p->err ? "not ok" : "ok",
+			       ++*tap_nr);
+		printf("%s: %" PRIu64 " calls compared, %" PRIu64 " disagreements%s\n",
+		       p->name, p->st.calls, p->st.disagreements,
+		       p->err ? " (stopped by an error)" : "");
 		printf("# %s: %" PRIu64 " %s\n", p->name, p->st.sequences,
 		       p->needs_guest ? "scenarios" : "sequences (fresh VMs)");
 		diff_stats_print(&p->st, "#");

@@ -183,6 +183,19 @@ void diff_pair_destroy(struct diff_pair *p)
 	p->ukvm = NULL;
 }
 
+bool diff_pair_enable_manual(struct diff_ctx *c, struct diff_stats *st,
+			     struct diff_pair *p, uint64_t args0)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, .args = { args0 } };
+	int rr = realkvm_enable_cap(&p->real, &cap);
+	int ur = ukvm_enable_cap(p->ukvm, &cap);
+
+	diff_count(st, DK_ENABLE_CAP, rr);
+	return diff_check(c, st, rr == ur, "ENABLE_CAP(MANUAL_DIRTY_LOG_PROTECT2)",
+			  "real %s, ukvm %s", diff_err(rr), diff_err(ur));
+}
+
 /* ---- reporting ------------------------------------------------------------ */
 
 const char *diff_err(int r)
@@ -276,4 +289,26 @@ bool diff_check(struct diff_ctx *c, struct diff_stats *st, bool agree,
 	if (!c->verbose && c->printed == c->max_printed)
 		printf("# (further disagreements are counted, not printed: --verbose)\n");
 	return false;
+}
+
+void diff_call(struct diff_ctx *c, struct diff_stats *st, enum diff_kind kind,
+	       const char *call, int rr)
+{
+	diff_count(st, kind, rr);
+	if (c->verbose > 1)
+		printf("  %s = %s\n", call, diff_err(rr));
+}
+
+bool diff_results(struct diff_ctx *c, struct diff_stats *st, enum diff_kind kind,
+		  const char *call, int rr, int ur)
+{
+	diff_call(c, st, kind, call, rr);
+	return diff_check(c, st, rr == ur, call, "real %s, ukvm %s", diff_err(rr),
+			  diff_err(ur));
+}
+
+void diff_count_dirty(struct diff_stats *st, const uint8_t *bitmap, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		st->dirty_bits += (uint64_t)__builtin_popcount(bitmap[i]);
 }

@@ -146,11 +146,7 @@ static int set_both(struct dd_scn *s, uint32_t slot, uint32_t flags, uint64_t gp
 	rr = realkvm_set_user_memory_region(&s->p.real, &rm);
 	ur = ukvm_set_user_memory_region(s->p.ukvm, &um);
 	diff_fmt_region(call, sizeof(call), &rm);
-	diff_count(s->st, DK_SET_REGION, rr);
-	if (s->c->verbose > 1)
-		printf("  %s = %s\n", call, diff_err(rr));
-	if (!diff_check(s->c, s->st, rr == ur, call, "real %s, ukvm %s",
-			diff_err(rr), diff_err(ur)))
+	if (!diff_results(s->c, s->st, DK_SET_REGION, call, rr, ur))
 		s->diverged = true;
 	return rr;
 }
@@ -365,15 +361,9 @@ static void get_log(struct dd_scn *s, struct dd_slot *d, uint32_t slot)
 	rr = realkvm_get_dirty_log(&s->p.real, &rl);
 	ur = ukvm_get_dirty_log(s->p.ukvm, &ul);
 	snprintf(call, sizeof(call), "GET_DIRTY_LOG(slot %u)", slot);
-	diff_count(s->st, DK_GET_LOG, rr);
-	if (!rr) {
-		for (size_t j = 0; j < len - GUARD; j++)
-			s->st->dirty_bits += (uint64_t)__builtin_popcount(rb[j]);
-	}
-	if (s->c->verbose > 1)
-		printf("  %s = %s\n", call, diff_err(rr));
-	if (!diff_check(s->c, s->st, rr == ur, call, "real %s, ukvm %s",
-			diff_err(rr), diff_err(ur))) {
+	if (!rr)
+		diff_count_dirty(s->st, rb, len - GUARD);
+	if (!diff_results(s->c, s->st, DK_GET_LOG, call, rr, ur)) {
 		s->diverged = true;
 		goto out;
 	}
@@ -428,11 +418,7 @@ static void clear_log(struct dd_scn *s, struct dd_slot *d)
 	ur = ukvm_clear_dirty_log(s->p.ukvm, &log);
 	snprintf(call, sizeof(call), "CLEAR_DIRTY_LOG(slot %u, first_page %llu, num_pages %u)",
 		 d->id, (unsigned long long)log.first_page, log.num_pages);
-	diff_count(s->st, DK_CLEAR_LOG, rr);
-	if (s->c->verbose > 1)
-		printf("  %s = %s\n", call, diff_err(rr));
-	if (!diff_check(s->c, s->st, rr == ur, call, "real %s, ukvm %s",
-			diff_err(rr), diff_err(ur)))
+	if (!diff_results(s->c, s->st, DK_CLEAR_LOG, call, rr, ur))
 		s->diverged = true;
 	free(bits);
 }
@@ -539,16 +525,8 @@ static int run_scenario(struct dd_scn *s)
 	if (s->c->verbose > 1)
 		printf("# dirty-log scenario %llu: manual protect %llu\n",
 		       (unsigned long long)s->c->seq, (unsigned long long)s->manual);
-	if (s->manual) {
-		struct kvm_enable_cap cap = {
-			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, .args = { s->manual } };
-		int rr = realkvm_enable_cap(&s->p.real, &cap);
-		int ur = ukvm_enable_cap(s->p.ukvm, &cap);
-
-		diff_count(s->st, DK_ENABLE_CAP, rr);
-		diff_check(s->c, s->st, rr == ur, "ENABLE_CAP(MANUAL_DIRTY_LOG_PROTECT2)",
-			   "real %s, ukvm %s", diff_err(rr), diff_err(ur));
-	}
+	if (s->manual)
+		diff_pair_enable_manual(s->c, s->st, &s->p, s->manual);
 	r = guest_setup(s);
 	if (!r)
 		r = create_slots(s);

@@ -101,6 +101,21 @@ bool diff_check(struct diff_ctx *c, struct diff_stats *st, bool agree,
 		const char *call, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
+/*
+ * A call made on both sides, named @call: count it by the real result @rr
+ * (diff_count()); with --verbose twice, print it.
+ */
+void diff_call(struct diff_ctx *c, struct diff_stats *st, enum diff_kind kind,
+	       const char *call, int rr);
+/* diff_call(), then compare the real result @rr with ukvm's @ur (diff_check()). */
+bool diff_results(struct diff_ctx *c, struct diff_stats *st, enum diff_kind kind,
+		  const char *call, int rr, int ur);
+/* Count the dirty bits of the first @len bytes of a returned bitmap. */
+void diff_count_dirty(struct diff_stats *st, const uint8_t *bitmap, size_t len);
+/* KVM_ENABLE_CAP(MANUAL_DIRTY_LOG_PROTECT2, @args0) on both VMs of @p, compared. */
+bool diff_pair_enable_manual(struct diff_ctx *c, struct diff_stats *st,
+			     struct diff_pair *p, uint64_t args0);
+
 /* The two parts: each runs until @c->calls calls have been compared. */
 int diff_memslot_run(struct diff_ctx *c, struct diff_stats *st);
 int diff_dirty_run(struct diff_ctx *c, struct diff_stats *st);

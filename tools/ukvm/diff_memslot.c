@@ -202,11 +202,7 @@ static void set_region(struct ms_seq *s, const struct kvm_userspace_memory_regio
 	rr = realkvm_set_user_memory_region(&s->p.real, m);
 	ur = ukvm_set_user_memory_region(s->p.ukvm, m);
 	diff_fmt_region(call, sizeof(call), m);
-	diff_count(s->st, DK_SET_REGION, rr);
-	if (s->c->verbose > 1)
-		printf("  %s = %s\n", call, diff_err(rr));
-	if (!diff_check(s->c, s->st, rr == ur, call, "real %s, ukvm %s",
-			diff_err(rr), diff_err(ur)))
+	if (!diff_results(s->c, s->st, DK_SET_REGION, call, rr, ur))
 		s->diverged = true;
 	if (!rr)
 		apply_to_model(s, m);
@@ -228,11 +224,7 @@ static void enable_cap(struct ms_seq *s)
 	ur = ukvm_enable_cap(s->p.ukvm, &cap);
 	snprintf(call, sizeof(call), "ENABLE_CAP(cap=%u flags=%#x args[0]=%#llx)",
 		 cap.cap, cap.flags, (unsigned long long)cap.args[0]);
-	diff_count(s->st, DK_ENABLE_CAP, rr);
-	if (s->c->verbose > 1)
-		printf("  %s = %s\n", call, diff_err(rr));
-	if (!diff_check(s->c, s->st, rr == ur, call, "real %s, ukvm %s",
-			diff_err(rr), diff_err(ur)))
+	if (!diff_results(s->c, s->st, DK_ENABLE_CAP, call, rr, ur))
 		s->diverged = true;
 }
 
@@ -295,13 +287,9 @@ static void get_log(struct ms_seq *s, uint32_t slot)
 	ur = ukvm_get_dirty_log(s->p.ukvm, &ul);
 	snprintf(call, sizeof(call), "GET_DIRTY_LOG(slot=%u:%u%s)", slot >> 16,
 		 slot & 0xffff, null ? " bitmap=NULL" : "");
-	diff_count(s->st, DK_GET_LOG, rr);
-	if (!rr && !null && m) {
-		for (size_t i = 0; i < len - GUARD; i++)
-			s->st->dirty_bits += (uint64_t)__builtin_popcount(rb[i]);
-	}
-	if (s->c->verbose > 1)
-		printf("  %s = %s\n", call, diff_err(rr));
+	diff_call(s->c, s->st, DK_GET_LOG, call, rr);
+	if (!rr && !null && m)
+		diff_count_dirty(s->st, rb, len - GUARD);
 	if (rr != ur) {
 		diff_check(s->c, s->st, false, call, "real %s, ukvm %s", diff_err(rr),
 			   diff_err(ur));
@@ -363,11 +351,7 @@ static void clear_log(struct ms_seq *s)
 	snprintf(call, sizeof(call), "CLEAR_DIRTY_LOG(slot=%u:%u first_page=%llu num_pages=%u%s)",
 		 slot >> 16, slot & 0xffff, (unsigned long long)log.first_page,
 		 log.num_pages, log.dirty_bitmap ? "" : " bitmap=NULL");
-	diff_count(s->st, DK_CLEAR_LOG, rr);
-	if (s->c->verbose > 1)
-		printf("  %s = %s\n", call, diff_err(rr));
-	if (!diff_check(s->c, s->st, rr == ur, call, "real %s, ukvm %s",
-			diff_err(rr), diff_err(ur)))
+	if (!diff_results(s->c, s->st, DK_CLEAR_LOG, call, rr, ur))
 		s->diverged = true;
 	free(bits);
 	/* What was cleared shows in the next GET, on both sides. */
@@ -467,16 +451,7 @@ static int run_sequence(struct ms_seq *s, uint64_t nr_calls)
 	s->diverged = false;
 	if (diff_pct(&s->rng, 40)) {
 		/* Manual protect, often initially-set, before any slot exists. */
-		struct kvm_enable_cap cap = {
-			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
-			.args = { diff_pct(&s->rng, 70) ? 3 : 1 },
-		};
-		int rr = realkvm_enable_cap(&s->p.real, &cap);
-		int ur = ukvm_enable_cap(s->p.ukvm, &cap);
-
-		diff_count(s->st, DK_ENABLE_CAP, rr);
-		diff_check(s->c, s->st, rr == ur, "ENABLE_CAP(MANUAL_DIRTY_LOG_PROTECT2)",
-			   "real %s, ukvm %s", diff_err(rr), diff_err(ur));
+		diff_pair_enable_manual(s->c, s->st, &s->p, diff_pct(&s->rng, 70) ? 3 : 1);
 	}
 	for (uint64_t i = 0; i < nr_calls && !s->diverged; i++)
 		step(s);
