@@ -54,7 +54,7 @@ struct bench_worker {
 	int id;
 };
 
-static void bench_pin(int id)
+void bench_pin(int id)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	cpu_set_t set;

@@ -87,6 +87,9 @@ static inline uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Pin the calling thread to CPU @id modulo the online CPUs (if several). */
+void bench_pin(int id);
+
 /* Median of @n values (sorts @v in place). */
 double bench_median(double *v, int n);
 

@@ -29,15 +29,6 @@ static double secs(uint64_t t0)
 	return (double)(bench_now_ns() - t0) / 1e9;
 }
 
-static unsigned long fast_faults(struct bvm *vm)
-{
-	unsigned long n = 0;
-
-	for (int i = 0; i < vm->cfg.nr_vcpus; i++)
-		n += atomic_load(&vm->vcpu[i].vcpu->stat.pf_fast);
-	return n;
-}
-
 static void dirty_once(struct bvm *vm, int iters, bool manual,
 		       unsigned long *bitmap, struct dirty_res *o)
 {
@@ -55,7 +46,7 @@ static void dirty_once(struct bvm *vm, int iters, bool manual,
 		struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = bitmap };
 
 		if (it == 1)
-			fast0 = fast_faults(vm);
+			fast0 = bvm_fast_faults(vm);
 		o->dirty_s[it] = (double)bvm_run(vm, &wr) / 1e9;
 		t0 = bench_now_ns();
 		ukvm_get_dirty_log(vm->kvm, &log);
@@ -74,7 +65,7 @@ static void dirty_once(struct bvm *vm, int iters, bool manual,
 		o->get_total_s += o->get_s[it];
 		o->clear_total_s += o->clear_s[it];
 	}
-	o->fast_share = iters > 1 ? (double)(fast_faults(vm) - fast0) /
+	o->fast_share = iters > 1 ? (double)(bvm_fast_faults(vm) - fast0) /
 				    (double)(pages * (uint64_t)(iters - 1)) : NAN;
 	t0 = bench_now_ns();
 	bvm_set_logging(vm, false);

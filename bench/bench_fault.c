@@ -61,15 +61,6 @@ static double vcpus_ns_per_page(struct bvm *vm, uint64_t pages)
 	return sum / vm->cfg.nr_vcpus;
 }
 
-static unsigned long vcpus_fast_faults(struct bvm *vm)
-{
-	unsigned long n = 0;
-
-	for (int i = 0; i < vm->cfg.nr_vcpus; i++)
-		n += atomic_load(&vm->vcpu[i].vcpu->stat.pf_fast);
-	return n;
-}
-
 static int get_log(struct bvm *vm, unsigned long *bitmap)
 {
 	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = bitmap };
@@ -169,10 +160,10 @@ static void measure(const struct bench_opts *opts, int nr_vcpus,
 		bvm_set_logging(&vm, true);
 		bvm_run(&vm, &wr);
 		get_log(&vm, bitmap);
-		fast0 = vcpus_fast_faults(&vm);
+		fast0 = bvm_fast_faults(&vm);
 		bvm_run(&vm, &wr);
 		rd[r] = vcpus_ns_per_page(&vm, pages);
-		res->fast_share = (double)(vcpus_fast_faults(&vm) - fast0) /
+		res->fast_share = (double)(bvm_fast_faults(&vm) - fast0) /
 				  (double)(pages * (uint64_t)nr_vcpus);
 		get_log(&vm, bitmap);
 		fp[r] = time_fast_pf(&vm, pages, &fixed);
@@ -220,6 +211,13 @@ static void row(struct bench_report *rep, const char *name, int threads,
 	bench_record(rep, name, threads, ref_name, m, 3);
 }
 
+/* A time of ukvm's next to its reference's: ratio = reference / ukvm time. */
+static void time_row(struct bench_report *rep, const char *name, int threads,
+		     const char *unit, double v, const char *ref_name, double ref)
+{
+	row(rep, name, threads, unit, v, ref_name, ref, ref / v);
+}
+
 int bench_fault(const struct bench_opts *opts, struct bench_report *rep)
 {
 	const uint64_t pages = bench_iters(opts, FAULT_PAGES);
@@ -245,25 +243,21 @@ int bench_fault(const struct bench_opts *opts, struct bench_report *rep)
 
 		measure(opts, n, r);
 		nat_ns = 1e9 / r->native_rate;
-		row(rep, "demand fault-in", n, "ns/page", r->fault_ns,
-		    "kernel anon fault (mmap+touch)", nat_ns, nat_ns / r->fault_ns);
+		time_row(rep, "demand fault-in", n, "ns/page", r->fault_ns,
+			 "kernel anon fault (mmap+touch)", nat_ns);
 		row(rep, "demand fault-in (ukvm pages/s)", n, "pg/s/vcpu",
 		    1e9 / r->fault_ns, "kernel anon faults/s/thread",
 		    r->native_rate, (1e9 / r->fault_ns) / r->native_rate);
 		row(rep, "demand fault-in, total", n, "pages/s", r->rate_total,
 		    "", NAN, NAN);
-		row(rep, "re-dirty (fast page fault)", n, "ns/fault", r->redirty_ns,
-		    "demand fault-in (slow path)", r->fault_ns,
-		    r->fault_ns / r->redirty_ns);
-		row(rep, "  fast_page_fault() alone", n, "ns/call", r->fast_pf_ns,
-		    "re-dirty, end to end", r->redirty_ns,
-		    r->redirty_ns / r->fast_pf_ns);
-		row(rep, "4K invalidation: dontneed", n, "ns/page", r->dontneed_ns,
-		    "kernel madvise(DONTNEED) 4K", r->native_dontneed_ns,
-		    r->native_dontneed_ns / r->dontneed_ns);
-		row(rep, "4K invalidation: migrate", n, "ns/page", r->migrate_ns,
-		    "kernel madvise(DONTNEED) 4K", r->native_dontneed_ns,
-		    r->native_dontneed_ns / r->migrate_ns);
+		time_row(rep, "re-dirty (fast page fault)", n, "ns/fault", r->redirty_ns,
+			 "demand fault-in (slow path)", r->fault_ns);
+		time_row(rep, "  fast_page_fault() alone", n, "ns/call", r->fast_pf_ns,
+			 "re-dirty, end to end", r->redirty_ns);
+		time_row(rep, "4K invalidation: dontneed", n, "ns/page", r->dontneed_ns,
+			 "kernel madvise(DONTNEED) 4K", r->native_dontneed_ns);
+		time_row(rep, "4K invalidation: migrate", n, "ns/page", r->migrate_ns,
+			 "kernel madvise(DONTNEED) 4K", r->native_dontneed_ns);
 		if (r->fast_share < 0.99)
 			printf("  (only %.0f%% of the re-dirty faults took the fast path)\n",
 			       100 * r->fast_share);

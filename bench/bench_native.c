@@ -8,10 +8,8 @@
  */
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "bench/bench_vm.h"
 
@@ -28,25 +26,13 @@ struct native_thread {
 	int id;
 };
 
-static void native_pin(int id)
-{
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	cpu_set_t set;
-
-	if (ncpu < 2)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(id % ncpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 static void *native_touch(void *arg)
 {
 	struct native_thread *t = arg;
 	struct native_run *nr = t->nr;
 	volatile uint8_t *p = nr->mem + ((uint64_t)t->id * nr->pages_per_thread << 12);
 
-	native_pin(t->id);
+	bench_pin(t->id);
 	pthread_barrier_wait(&nr->start);
 	if (t->id == 0)
 		nr->t0 = bench_now_ns();

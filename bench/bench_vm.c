@@ -11,6 +11,7 @@
 
 #include "bench/bench_vm.h"
 #include "host/host.h"
+#include "kvm/kvm_host.h"
 #include "machine.h"
 #include "sync/sync.h"
 #include "sync/thread.h"
@@ -45,18 +46,6 @@ static const struct ukvm_guest_ops bvm_guest_ops = {
 };
 
 /* ---- vCPU threads ------------------------------------------------------- */
-
-static void bvm_pin(int idx)
-{
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	cpu_set_t set;
-
-	if (ncpu < 2)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(idx % ncpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
 
 static void bvm_phase_setup(struct bvm_vcpu *bv, const struct bvm_phase *ph)
 {
@@ -113,7 +102,7 @@ static void *bvm_vcpu_fn(void *arg)
 	struct bvm_vcpu *bv = arg;
 	struct bvm *vm = bv->vm;
 
-	bvm_pin(bv->idx);
+	bench_pin(bv->idx);
 	bv->error = ukvm_vcpu_set_guest(bv->vcpu, &bvm_guest_ops, bv);
 	for (;;) {
 		pthread_barrier_wait(&vm->start);
@@ -146,6 +135,15 @@ int bvm_machine_start(uint64_t guest_bytes, int nr_vcpus)
 void bvm_machine_stop(void)
 {
 	machine_stop();
+}
+
+unsigned long bvm_fast_faults(const struct bvm *vm)
+{
+	unsigned long n = 0;
+
+	for (int i = 0; i < vm->cfg.nr_vcpus; i++)
+		n += atomic_load(&vm->vcpu[i].vcpu->stat.pf_fast);
+	return n;
 }
 
 uint64_t bvm_total_pages(const struct bvm *vm)

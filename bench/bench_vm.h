@@ -101,6 +101,8 @@ void bvm_stop(struct bvm *vm);
 int bvm_set_logging(struct bvm *vm, bool on);
 uint64_t bvm_vcpu_gpa(const struct bvm *vm, int v);
 uint64_t bvm_total_pages(const struct bvm *vm);
+/* The vCPUs' page faults fixed by the fast path, so far. */
+unsigned long bvm_fast_faults(const struct bvm *vm);
 
 /* ---- references (bench_native.c, bench_kvmref.c) ---- */
 
