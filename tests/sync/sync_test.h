@@ -100,6 +100,47 @@ void join_threads(pthread_t *tids, int n);
 pthread_t start_thread(const char *name, void *(*fn)(void *), void *arg);
 void join_thread(pthread_t tid);
 
+/*
+ * Use-after-free torture of a read-side primitive (RCU, SRCU): readers load
+ * a shared pointer inside read-side sections and check that the object is
+ * live (b == a, not poisoned), preempted inside now and then; writers
+ * replace it and retire the old object through the primitive.
+ */
+#define UAF_POISON 0x6b6b6b6b6b6b6b6bUL
+
+struct uaf_obj {
+	unsigned long a, b;		/* b == a while live */
+	struct rcu_head head;		/* for call_rcu() */
+};
+
+struct uaf_ops {
+	/* Enter a read-side section: what leave() is given back. */
+	int (*enter)(void);
+	void (*leave)(int idx);
+	/* Load the protected pointer at @pp, inside a read-side section. */
+	struct uaf_obj *(*deref)(struct uaf_obj **pp);
+	/*
+	 * Writer @id replaced @old in its iteration @i: have it freed with
+	 * uaf_obj_poison_free() once no reader can hold it (now or later).
+	 */
+	void (*retire)(struct uaf_obj *old, long id, long i);
+};
+
+struct uaf_result {
+	unsigned long reads;		/* read-side sections of all readers */
+	unsigned long replaced;		/* objects retired by all writers */
+};
+
+/* Poison @o, then free it. */
+void uaf_obj_poison_free(struct uaf_obj *o);
+/*
+ * @nr_readers readers run until @nr_writers writers have each replaced the
+ * object @iters times (failures go to T_CHECK); the last object is freed.
+ * One torture at a time.
+ */
+void uaf_torture(const struct uaf_ops *ops, int nr_readers, int nr_writers,
+		 long iters, struct uaf_result *res);
+
 /* cmocka group setup/teardown: register the test's main thread. */
 int sync_test_group_setup(void **state);
 int sync_test_group_teardown(void **state);

@@ -113,95 +113,56 @@ static void test_barrier_waits_for_callbacks(void **state)
 
 /* ---- use-after-free torture -------------------------------------------- */
 
-#define POISON 0x6b6b6b6b6b6b6b6bUL
 #define NR_READERS 4
 #define NR_WRITERS 2
 
-struct obj {
-	unsigned long a, b;	/* b == a while live */
-	struct rcu_head head;
-};
-
-static struct {
-	struct obj *ptr;	/* RCU-protected */
-	_Atomic int stop;
-	_Atomic unsigned long reads;
-} uaf;
-
-static void *uaf_reader(void *arg)
+static int uaf_read_lock(void)
 {
-	unsigned long n = 0;
-
-	(void)arg;
-	while (!atomic_load_explicit(&uaf.stop, memory_order_relaxed)) {
-		ukvm_rcu_read_lock();
-		struct obj *p = ukvm_rcu_dereference(uaf.ptr);
-		unsigned long a = p->a;
-
-		T_CHECK(a != POISON);
-		if ((n & 15) == 0)
-			sched_yield();
-		T_CHECK(p->b == a);
-		ukvm_rcu_read_unlock();
-		n++;
-	}
-	atomic_fetch_add(&uaf.reads, n);
-	return NULL;
+	ukvm_rcu_read_lock();
+	return 0;
 }
 
-static void obj_poison_free(struct rcu_head *head)
+static void uaf_read_unlock(int idx)
 {
-	struct obj *o = caa_container_of(head, struct obj, head);
+	(void)idx;
+	ukvm_rcu_read_unlock();
+}
 
-	o->a = POISON;
-	o->b = POISON;
-	free(o);
+static struct uaf_obj *uaf_deref(struct uaf_obj **pp)
+{
+	return ukvm_rcu_dereference(*pp);
+}
+
+static void uaf_free_cb(struct rcu_head *head)
+{
+	uaf_obj_poison_free(caa_container_of(head, struct uaf_obj, head));
 }
 
 /* Writer 0 frees after ukvm_synchronize_rcu(), writer 1 through call_rcu. */
-static void *uaf_writer(void *arg)
+static void uaf_retire(struct uaf_obj *old, long id, long i)
 {
-	long id = (long)(intptr_t)arg;
-
-	for (long i = 0; i < SCALE(2000); i++) {
-		struct obj *n = malloc(sizeof(*n)), *old;
-
-		T_CHECK(n != NULL);
-		if (!n)
-			break;
-		n->a = n->b = (unsigned long)(id << 32 | i);
-		old = __atomic_exchange_n(&uaf.ptr, n, __ATOMIC_ACQ_REL);
-		if (id == 0) {
-			ukvm_synchronize_rcu();
-			obj_poison_free(&old->head);
-		} else {
-			ukvm_call_rcu(&old->head, obj_poison_free);
-		}
+	(void)i;
+	if (id == 0) {
+		ukvm_synchronize_rcu();
+		uaf_obj_poison_free(old);
+	} else {
+		ukvm_call_rcu(&old->head, uaf_free_cb);
 	}
-	return NULL;
 }
 
 static void test_free_after_sync_never_seen(void **state)
 {
-	pthread_t readers[NR_READERS], writers[NR_WRITERS];
-	struct obj *first = malloc(sizeof(*first));
+	static const struct uaf_ops ops = {
+		.enter = uaf_read_lock, .leave = uaf_read_unlock,
+		.deref = uaf_deref, .retire = uaf_retire,
+	};
+	struct uaf_result res;
 
 	(void)state;
-	assert_non_null(first);
-	first->a = first->b = 1;
-	uaf.ptr = first;
-	start_threads(readers, NR_READERS, "uaf-reader", uaf_reader, NULL, 0);
-	for (long i = 0; i < NR_WRITERS; i++)
-		writers[i] = start_thread("uaf-writer", uaf_writer,
-					  (void *)(intptr_t)i);
-	join_threads(writers, NR_WRITERS);
-	atomic_store(&uaf.stop, 1);
-	join_threads(readers, NR_READERS);
+	uaf_torture(&ops, NR_READERS, NR_WRITERS, SCALE(2000), &res);
 	ukvm_rcu_barrier();
 	assert_no_thread_failures();
-	assert_true(atomic_load(&uaf.reads) > 0);
-	free(uaf.ptr);
-	uaf.ptr = NULL;
+	assert_true(res.reads > 0);
 }
 
 /* ---- RCU list ---------------------------------------------------------- */
@@ -226,7 +187,7 @@ static void item_free(struct rcu_head *head)
 {
 	struct item *it = caa_container_of(head, struct item, head);
 
-	it->magic = POISON;
+	it->magic = UAF_POISON;
 	free(it);
 }
 

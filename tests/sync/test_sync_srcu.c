@@ -271,95 +271,52 @@ static void test_cleanup_busy(void **state)
 
 /* ---- use-after-free torture -------------------------------------------- */
 
-#define POISON 0x6b6b6b6b6b6b6b6bUL
 #define NR_READERS 4
 #define NR_WRITERS 3
+#define UAF_ITERS SCALE(10000)
 
-struct obj {
-	unsigned long a;
-	unsigned long b;	/* always == a while live */
-};
-
-static struct {
-	struct obj *ptr;	/* SRCU-protected by srcu_a */
-	_Atomic int stop;
-	_Atomic unsigned long reads, replaced;
-} uaf;
-
-static void *uaf_reader(void *arg)
+static int uaf_read_lock(void)
 {
-	unsigned long n = 0;
-
-	(void)arg;
-	while (!atomic_load_explicit(&uaf.stop, memory_order_relaxed)) {
-		int idx = srcu_read_lock(&srcu_a);
-		struct obj *p = srcu_dereference(uaf.ptr, &srcu_a);
-		unsigned long a = p->a;
-
-		T_CHECK(a != POISON);
-		if ((n & 15) == 0)
-			sched_yield();	/* get preempted inside, sometimes */
-		T_CHECK(p->b == a);
-		T_CHECK(p->b != POISON);
-		srcu_read_unlock(&srcu_a, idx);
-		n++;
-	}
-	atomic_fetch_add(&uaf.reads, n);
-	return NULL;
+	return srcu_read_lock(&srcu_a);
 }
 
-static void *uaf_writer(void *arg)
+static void uaf_read_unlock(int idx)
 {
-	long id = (long)(intptr_t)arg;
+	srcu_read_unlock(&srcu_a, idx);
+}
 
-	for (long i = 0; i < SCALE(10000); i++) {
-		struct obj *n = malloc(sizeof(*n)), *old;
+static struct uaf_obj *uaf_deref(struct uaf_obj **pp)
+{
+	return srcu_dereference(*pp, &srcu_a);
+}
 
-		T_CHECK(n != NULL);
-		if (!n)
-			break;
-		n->a = n->b = (unsigned long)(id << 32 | i);
-		old = __atomic_exchange_n(&uaf.ptr, n, __ATOMIC_ACQ_REL);
-		if ((i + id) % 3 == 0)
-			synchronize_srcu_expedited(&srcu_a);
-		else
-			synchronize_srcu(&srcu_a);
-		old->a = POISON;
-		old->b = POISON;
-		free(old);
-		atomic_fetch_add(&uaf.replaced, 1);
-	}
-	return NULL;
+static void uaf_retire(struct uaf_obj *old, long id, long i)
+{
+	if ((i + id) % 3 == 0)
+		synchronize_srcu_expedited(&srcu_a);
+	else
+		synchronize_srcu(&srcu_a);
+	uaf_obj_poison_free(old);
 }
 
 static void test_free_after_sync_never_seen(void **state)
 {
-	pthread_t readers[NR_READERS], writers[NR_WRITERS];
-	struct obj *first = malloc(sizeof(*first));
+	static const struct uaf_ops ops = {
+		.enter = uaf_read_lock, .leave = uaf_read_unlock,
+		.deref = uaf_deref, .retire = uaf_retire,
+	};
+	struct uaf_result res;
 
 	(void)state;
-	assert_non_null(first);
-	first->a = first->b = 1;
-	uaf.ptr = first;
-	atomic_store(&uaf.stop, 0);
-	start_threads(readers, NR_READERS, "uaf-reader", uaf_reader, NULL, 0);
-	for (long i = 0; i < NR_WRITERS; i++)
-		writers[i] = start_thread("uaf-writer", uaf_writer,
-					  (void *)(intptr_t)i);
-	join_threads(writers, NR_WRITERS);
-	atomic_store(&uaf.stop, 1);
-	join_threads(readers, NR_READERS);
+	uaf_torture(&ops, NR_READERS, NR_WRITERS, UAF_ITERS, &res);
 	assert_no_thread_failures();
-	assert_int_equal(atomic_load(&uaf.replaced),
-			 (unsigned long)NR_WRITERS * SCALE(10000));
-	assert_true(atomic_load(&uaf.reads) > 0);
+	assert_int_equal(res.replaced, (unsigned long)NR_WRITERS * UAF_ITERS);
+	assert_true(res.reads > 0);
 	assert_int_equal(srcu_readers_active(&srcu_a), 0);
 	printf("# %lu reads, %lu grace periods (%lu slept), %lu+%lu syncs\n",
-	       atomic_load(&uaf.reads), atomic_load(&srcu_a.gp_seq) / 2,
+	       res.reads, atomic_load(&srcu_a.gp_seq) / 2,
 	       atomic_load(&srcu_a.nr_gp_sleeps), atomic_load(&srcu_a.nr_sync),
 	       atomic_load(&srcu_a.nr_sync_expedited));
-	free(uaf.ptr);
-	uaf.ptr = NULL;
 }
 
 int main(void)
