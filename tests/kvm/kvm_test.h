@@ -3,8 +3,8 @@
  * Helpers of the src/kvm tests: a small host (physical memory, CPUs), the
  * generic KVM core loaded without an architecture (no secondary MMU: the
  * memslot, notifier, request and enabling protocols run alone), VM
- * creation, memslot snapshots for "state unchanged" checks, and the
- * end-of-test check that the validator and the invariants saw nothing.
+ * creation, and memslot snapshots for "state unchanged" checks.  Tests end
+ * with assert_nothing_reported() (sync_test.h).
  */
 #ifndef UKVM_TESTS_KVM_TEST_H
 #define UKVM_TESTS_KVM_TEST_H
@@ -45,14 +45,5 @@ void kt_snapshot_free(struct kt_snapshot *s);
 
 /* Both sets of every address space index the same slots, trees sound. */
 void kt_assert_sets_consistent(struct kvm *kvm);
-
-/* Nothing reported: validator errors and warnings, invariant failures. */
-#define kt_assert_clean()                                                     \
-	do {                                                                  \
-		assert_int_equal(lockdep_report_count(), 0);                  \
-		assert_int_equal(lockdep_warning_count(), 0);                 \
-		assert_int_equal(ukvm_invariant_failures(), 0);               \
-		assert_no_thread_failures();                                  \
-	} while (0)
 
 #endif /* UKVM_TESTS_KVM_TEST_H */

@@ -107,7 +107,7 @@ static void test_errno_cases(void **state)
 
 	kt_assert_sets_consistent(kvm);
 	ukvm_destroy_vm(kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_operations(void **state)
@@ -192,7 +192,7 @@ static void test_operations(void **state)
 
 	kt_assert_sets_consistent(kvm);
 	ukvm_destroy_vm(kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_max_slots(void **state)
@@ -220,7 +220,7 @@ static void test_max_slots(void **state)
 	mutex_unlock(&kvm->slots_lock);
 	kt_assert_sets_consistent(kvm);
 	ukvm_destroy_vm(kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 /*
@@ -291,7 +291,7 @@ static void test_diff_kvm_regressions(void **state)
 	assert_int_equal(ukvm_create_vm(&cfg, &kvm), -EINVAL);
 	cfg = (struct ukvm_vm_config){ .hva_limit = (1ULL << 40) + 1 };
 	assert_int_equal(ukvm_create_vm(&cfg, &kvm), -EINVAL);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 /* Brute-force view of address space 0 for the random test. */
@@ -367,7 +367,7 @@ static void test_random_ops(void **state)
 	}
 	kt_assert_sets_consistent(kvm);
 	ukvm_destroy_vm(kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 int main(void)

@@ -127,7 +127,7 @@ static void test_updates_with_readers(void **state)
 	assert_true(atomic_load(&sh.sections) > 0);
 	kt_assert_sets_consistent(sh.kvm);
 	ukvm_destroy_vm(sh.kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 /* A reader inside kvm->srcu holds back the swap's grace period. */
@@ -192,7 +192,7 @@ static void test_swap_waits_for_readers(void **state)
 	flag_wait(&u.done);
 	join_thread(tu);
 	ukvm_destroy_vm(h.kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 int main(void)

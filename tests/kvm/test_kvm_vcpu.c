@@ -29,7 +29,7 @@ static void test_create_limits(void **state)
 	assert_ptr_equal(kvm_get_vcpu(kvm, 1), v1);
 	assert_int_equal(v1->vcpu_idx, 1);
 	ukvm_destroy_vm(kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 /*
@@ -98,7 +98,7 @@ static void test_flush_waits_for_exit(void **state)
 	join_thread(t);
 	assert_true(atomic_load(&kvm->stat.remote_tlb_flush) >= (unsigned long)SCALE(2000));
 	ukvm_destroy_vm(kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 struct blocker {
@@ -149,7 +149,7 @@ static void test_block_and_wake(void **state)
 	join_thread(t);
 	assert_true(kvm_test_request(KVM_REQ_EVENT, b.vcpu));
 	ukvm_destroy_vm(kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 struct dev {
@@ -205,7 +205,7 @@ static void test_io_bus(void **state)
 	assert_int_equal(kvm_io_bus_unregister_dev(kvm, KVM_MMIO_BUS, &a.dev), -ENOENT);
 	mutex_unlock(&kvm->slots_lock);
 	ukvm_destroy_vm(kvm);
-	kt_assert_clean();
+	assert_nothing_reported();
 }
 
 int main(void)

@@ -123,6 +123,37 @@ int mt_access(struct kvm_vcpu *vcpu, uint64_t gpa, uint8_t type, uint64_t *value
 	return r;
 }
 
+void mt_vcpu_loop(struct kvm_vcpu *vcpu, const struct ukvm_guest_ops *ops, void *ctx,
+		  void (*on_exit)(const struct kvm_run *run, void *arg), void *arg)
+{
+	struct kvm_run run;
+	int r;
+
+	T_CHECK(ukvm_vcpu_set_guest(vcpu, ops, ctx) == 0);
+	for (;;) {
+		r = ukvm_vcpu_run(vcpu, &run);
+		if (r) {
+			T_CHECK(r == 0);
+			break;
+		}
+		if (run.exit_reason == KVM_EXIT_HYPERCALL)
+			break;	/* the guest is done */
+		on_exit(&run, arg);
+	}
+}
+
+void mt_assert_guest_verified(struct guest_workload *w, guest_read64_fn read, void *arg,
+			      struct guest_verify_result *res, struct guest_stats *gs)
+{
+	assert_int_equal(guest_verify(w, read, arg, res), 0);
+	guest_get_stats(w, gs);
+	assert_int_equal(res->lost_writes, 0);
+	assert_int_equal(res->bad_pattern, 0);
+	assert_int_equal(res->bad_scratch, 0);
+	assert_int_equal(gs->read_mismatches, 0);
+	assert_int_equal(gs->missed_dirty, 0);
+}
+
 uint64_t mt_host_read64(struct mt_vm *vm, uint64_t gpa)
 {
 	uint64_t v = 0;

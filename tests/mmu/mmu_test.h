@@ -2,13 +2,15 @@
 /*
  * Helpers of the x86 MMU + simulated CPU tests: the full stack (host, the
  * x86 "module", a VM with memslots over host memory, vCPUs running scripted
- * guest programs) and checks of guest data through the host mapping.
+ * guest programs) and checks of guest data through the host mapping.  Tests
+ * end with assert_nothing_reported() (sync_test.h).
  */
 #ifndef UKVM_TESTS_MMU_TEST_H
 #define UKVM_TESTS_MMU_TEST_H
 
 #include "../sync/sync_test.h"
 
+#include "guest/guest.h"
 #include "host/host.h"
 #include "hw/hw.h"
 #include "kvm/kvm_internal.h"
@@ -54,6 +56,22 @@ int mt_run_script(struct kvm_vcpu *vcpu, struct mt_script *s, struct kvm_run *ru
 /* Run a single access to completion (faults handled); returns KVM_RUN's result. */
 int mt_access(struct kvm_vcpu *vcpu, uint64_t gpa, uint8_t type, uint64_t *value);
 
+/*
+ * The loop of a vCPU thread: @ops/@ctx become its guest, then KVM_RUN until
+ * the guest is done (KVM_EXIT_HYPERCALL); every other exit goes to @on_exit.
+ * A failing call is a thread failure (T_CHECK); a failing KVM_RUN ends it.
+ */
+void mt_vcpu_loop(struct kvm_vcpu *vcpu, const struct ukvm_guest_ops *ops, void *ctx,
+		  void (*on_exit)(const struct kvm_run *run, void *arg), void *arg);
+
+/*
+ * The end of a src/guest workload's run: every page read back through @read
+ * holds the last tag written and its pattern, no read saw a wrong value and
+ * every write appeared in a dirty log.  *@res and *@gs for further checks.
+ */
+void mt_assert_guest_verified(struct guest_workload *w, guest_read64_fn read, void *arg,
+			      struct guest_verify_result *res, struct guest_stats *gs);
+
 /* Guest memory as the VMM sees it (through the host mapping). */
 uint64_t mt_host_read64(struct mt_vm *vm, uint64_t gpa);
 
@@ -67,13 +85,5 @@ uint64_t mt_spte(struct kvm_vcpu *vcpu, uint64_t gpa, int *level);
  */
 int mt_ring_harvest(struct kvm_vcpu *vcpu, uint32_t *fetch, struct kvm_dirty_gfn *out,
 		    int max);
-
-#define mt_assert_clean()                                                     \
-	do {                                                                  \
-		assert_int_equal(lockdep_report_count(), 0);                  \
-		assert_int_equal(lockdep_warning_count(), 0);                 \
-		assert_int_equal(ukvm_invariant_failures(), 0);               \
-		assert_no_thread_failures();                                  \
-	} while (0)
 
 #endif /* UKVM_TESTS_MMU_TEST_H */

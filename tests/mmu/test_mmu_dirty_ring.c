@@ -154,7 +154,7 @@ static void test_enable_errors(void **state)
 	assert_int_equal(ring_cap(kvm, RING_WITH_BITMAP, 0), 0);
 	assert_true(kvm->dirty_ring_with_bitmap);
 	ukvm_destroy_vm(kvm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_push_harvest_reset(void **state)
@@ -248,7 +248,7 @@ static void test_push_harvest_reset(void **state)
 	ukvm_invariant_reset();
 	assert_int_equal(atomic_load(&vm.vcpu->dirty_ring.dirty_index), 13);
 	rvm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 #if UKVM_RACE_POINTS && UKVM_DEBUG_CHECKS
@@ -274,7 +274,7 @@ static void test_reset_needs_flush(void **state)
 	write_pages(vm.vcpu, (uint64_t[]){ GPA0 + 8 }, 1);
 	assert_int_equal(mt_ring_harvest(vm.vcpu, &fetch, got, 4), 0);
 	rvm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 #endif
 
@@ -331,7 +331,7 @@ static void test_soft_full(void **state)
 	assert_int_equal(got[0].offset, first);
 	assert_int_equal(atomic_load(&vm.vcpu->stat.dirty_ring_full_exits), 6);
 	rvm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_with_bitmap(void **state)
@@ -364,7 +364,7 @@ static void test_with_bitmap(void **state)
 	assert_int_equal(ukvm_get_dirty_log(vm.kvm, &log), 0);
 	assert_memory_equal(bitmap, ((uint64_t[8]){ 1ULL << 9 }), sizeof(bitmap));
 	rvm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 /* ---- two vCPUs, one collector ---- */
@@ -418,34 +418,29 @@ static const struct ukvm_guest_ops conc_guest_ops = {
 	.complete = conc_complete,
 };
 
+static void conc_vcpu_exit(const struct kvm_run *run, void *arg)
+{
+	struct conc_vcpu *cv = arg;
+	struct conc *c = cv->c;
+
+	T_CHECK(run->exit_reason == KVM_EXIT_DIRTY_RING_FULL);
+	if (run->exit_reason == KVM_EXIT_DIRTY_RING_FULL) {
+		/* Full until the collector's next reset: wait for one. */
+		unsigned long seen = atomic_load(&c->resets_done);
+
+		atomic_fetch_add(&c->full_exits, 1);
+		atomic_store(&cv->parked, true);
+		WAIT_UNTIL(atomic_load(&c->resets_done) != seen);
+		atomic_store(&cv->parked, false);
+	}
+}
+
 static void *conc_vcpu_fn(void *arg)
 {
 	struct conc_vcpu *cv = arg;
 	struct conc *c = cv->c;
-	struct kvm_vcpu *vcpu = cv->vcpu;
-	struct kvm_run run;
-	int r;
 
-	T_CHECK(ukvm_vcpu_set_guest(vcpu, &conc_guest_ops, cv) == 0);
-	for (;;) {
-		r = ukvm_vcpu_run(vcpu, &run);
-		if (r) {
-			T_CHECK(r == 0);
-			break;
-		}
-		if (run.exit_reason == KVM_EXIT_HYPERCALL)
-			break;
-		T_CHECK(run.exit_reason == KVM_EXIT_DIRTY_RING_FULL);
-		if (run.exit_reason == KVM_EXIT_DIRTY_RING_FULL) {
-			/* Full until the collector's next reset: wait for one. */
-			unsigned long seen = atomic_load(&c->resets_done);
-
-			atomic_fetch_add(&c->full_exits, 1);
-			atomic_store(&cv->parked, true);
-			WAIT_UNTIL(atomic_load(&c->resets_done) != seen);
-			atomic_store(&cv->parked, false);
-		}
-	}
+	mt_vcpu_loop(cv->vcpu, &conc_guest_ops, cv, conc_vcpu_exit, cv);
 	atomic_store(&cv->parked, true);
 	atomic_fetch_sub(&c->vcpus_running, 1);
 	return NULL;
@@ -563,13 +558,7 @@ static void test_concurrent(void **state)
 				 atomic_load(&ring->reset_index));
 		pushes += atomic_load(&ring->dirty_index);
 	}
-	assert_int_equal(guest_verify(c.w, conc_read64, &c, &res), 0);
-	guest_get_stats(c.w, &gs);
-	assert_int_equal(res.lost_writes, 0);
-	assert_int_equal(res.bad_pattern, 0);
-	assert_int_equal(res.bad_scratch, 0);
-	assert_int_equal(gs.read_mismatches, 0);
-	assert_int_equal(gs.missed_dirty, 0);
+	mt_assert_guest_verified(c.w, conc_read64, &c, &res, &gs);
 	assert_int_equal(c.harvested, pushes);
 	assert_int_equal(c.reset_entries, pushes);
 	assert_int_equal(atomic_load(&vm.kvm->stat.dirty_ring_pushes), pushes);
@@ -580,7 +569,7 @@ static void test_concurrent(void **state)
 		c.harvested, c.reset_entries, c.rounds, atomic_load(&c.full_exits));
 	rvm_destroy(&vm);
 	guest_workload_destroy(c.w);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 int main(void)

@@ -55,7 +55,7 @@ static void test_first_touch(void **state)
 	assert_true(atomic_load(&vcpu->stat.pf_fixed) >= 2);
 
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_huge_mapping(void **state)
@@ -95,7 +95,7 @@ static void test_huge_mapping(void **state)
 	assert_int_equal(host_thp_split(host_current_mm, vm.hva), 0);
 	assert_int_equal(mt_host_read64(&vm, GPA + 4096 * 5), 8);
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_fast_path_after_wrprot(void **state)
@@ -130,7 +130,7 @@ static void test_fast_path_after_wrprot(void **state)
 	assert_int_equal(bitmap[0], 0x2);	/* exactly the page written again */
 	assert_int_equal(mt_host_read64(&vm, GPA + 4096), 2);
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 /*
@@ -168,7 +168,7 @@ static void test_read_fault_in_logged_slot(void **state)
 		assert_int_equal(mt_host_read64(&vm, GPA + 4096), 0x78);
 		mt_vm_destroy(&vm);
 	}
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_access_tracking(void **state)
@@ -218,7 +218,7 @@ static void test_access_tracking(void **state)
 	assert_true(is_writable_pte(mt_spte(vcpu, GPA, NULL)));
 	assert_int_equal(mt_host_read64(&vm, GPA), 6);
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_mmio_and_readonly(void **state)
@@ -282,7 +282,7 @@ static void test_mmio_and_readonly(void **state)
 		assert_int_equal(host_munmap(host_current_mm, hva, 1 << 20), 0);
 	}
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_efault_after_mprotect(void **state)
@@ -305,7 +305,7 @@ static void test_efault_after_mprotect(void **state)
 	assert_int_equal(mt_access(vcpu, GPA, UKVM_ACCESS_WRITE, &v), 0);
 	assert_int_equal(mt_host_read64(&vm, GPA), 2);
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 /* ---- a fault racing an invalidation, made deterministic ---- */
@@ -368,7 +368,7 @@ static void test_retry_on_racing_invalidation(void **state)
 	assert_true(atomic_load(&f.vcpu->stat.pf_retry) > retries0);
 	assert_int_equal(mt_host_read64(&vm, GPA + 4096), 42);
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 	{
 		struct host_mem_stats st;
 
@@ -417,7 +417,7 @@ static void test_address_spaces_are_separate(void **state)
 	assert_int_equal(ukvm_set_user_memory_region(vm.kvm, &smm), 0);
 	mt_vm_destroy(&vm);
 	assert_int_equal(host_munmap(host_current_mm, hva1, SZ), 0);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 int main(void)

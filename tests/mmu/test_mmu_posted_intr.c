@@ -80,6 +80,21 @@ static void *halter_fn(void *arg)
 	return NULL;
 }
 
+/* vCPU @idx of @kvm runs the halter @h. */
+static void halter_create(struct kvm *kvm, int idx, struct halter *h)
+{
+	assert_int_equal(ukvm_create_vcpu(kvm, idx, &h->vcpu), 0);
+	assert_int_equal(ukvm_vcpu_set_guest(h->vcpu, &halter_ops, h), 0);
+}
+
+/* A VM over 1 MiB of guest memory whose vCPU 0 runs @h; its x86 part. */
+static struct kvm_arch *halter_vm_create(struct mt_vm *vm, struct halter *h)
+{
+	mt_vm_create(vm, NULL, 0, 1 << 20, 0, 0);
+	halter_create(vm->kvm, 0, h);
+	return kvm_x86(vm->kvm);
+}
+
 static void route_posted(struct kvm *kvm, int nvcpus)
 {
 	struct ukvm_irq_route rt[4];
@@ -100,12 +115,9 @@ static void test_halted_vcpu_woken_through_wakeup_list(void **state)
 	pthread_t t;
 
 	(void)state;
-	mt_vm_create(&vm, NULL, 0, 1 << 20, 0, 0);
-	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &h.vcpu), 0);
-	assert_int_equal(ukvm_vcpu_set_guest(h.vcpu, &halter_ops, &h), 0);
+	ka = halter_vm_create(&vm, &h);
 	route_posted(vm.kvm, 1);
 	va = vcpu_x86(h.vcpu);
-	ka = kvm_x86(vm.kvm);
 
 	t = start_thread("vcpu0", halter_fn, &h);
 	WAIT_UNTIL(atomic_load(&h.vcpu->blocked));
@@ -129,7 +141,7 @@ static void test_halted_vcpu_woken_through_wakeup_list(void **state)
 	assert_int_equal(va->pi_wakeup_cpu, -1);
 	assert_true(kvm_x86_pi_lists_empty());
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_running_vcpu_gets_posted_interrupt(void **state)
@@ -140,11 +152,8 @@ static void test_running_vcpu_gets_posted_interrupt(void **state)
 	pthread_t t;
 
 	(void)state;
-	mt_vm_create(&vm, NULL, 0, 1 << 20, 0, 0);
-	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &h.vcpu), 0);
-	assert_int_equal(ukvm_vcpu_set_guest(h.vcpu, &halter_ops, &h), 0);
+	ka = halter_vm_create(&vm, &h);
 	route_posted(vm.kvm, 1);
-	ka = kvm_x86(vm.kvm);
 
 	t = start_thread("vcpu0", halter_fn, &h);
 	WAIT_UNTIL(atomic_load(&h.vcpu->stat.exits) > 0 &&
@@ -157,7 +166,7 @@ static void test_running_vcpu_gets_posted_interrupt(void **state)
 	assert_int_equal(atomic_load(&ka->stat.pi_wakeups), 0);
 	assert_true(kvm_x86_pi_lists_empty());
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 /* Posted while the vCPU is not running: one notification, both vectors. */
@@ -172,11 +181,8 @@ static void test_on_coalesces_notifications(void **state)
 	struct kvm_arch *ka;
 
 	(void)state;
-	mt_vm_create(&vm, NULL, 0, 1 << 20, 0, 0);
-	assert_int_equal(ukvm_create_vcpu(vm.kvm, 0, &h.vcpu), 0);
-	assert_int_equal(ukvm_vcpu_set_guest(h.vcpu, &halter_ops, &h), 0);
+	ka = halter_vm_create(&vm, &h);
 	assert_int_equal(ukvm_set_irq_routing(vm.kvm, rt, 2), 0);
-	ka = kvm_x86(vm.kvm);
 
 	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);
 	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV2), 1);
@@ -190,7 +196,7 @@ static void test_on_coalesces_notifications(void **state)
 	assert_int_equal(atomic_load(&h.interrupts), 1);
 	assert_false(vmx_pi_has_pending(h.vcpu));
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 /* Bad routes are refused and leave the table as it was. */
@@ -211,7 +217,7 @@ static void test_bad_routes(void **state)
 	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);
 	assert_int_equal(ukvm_set_irq(vm.kvm, 1), -ENOENT);
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 /*
@@ -251,8 +257,7 @@ static void test_no_lost_wakeup(void **state)
 	for (int i = 0; i < 2; i++) {
 		h[i] = (struct halter){ .gpa = 0x1000 * (uint64_t)(i + 1),
 					.halts = SCALE(20000) };
-		assert_int_equal(ukvm_create_vcpu(vm.kvm, i, &h[i].vcpu), 0);
-		assert_int_equal(ukvm_vcpu_set_guest(h[i].vcpu, &halter_ops, &h[i]), 0);
+		halter_create(vm.kvm, i, &h[i]);
 	}
 	route_posted(vm.kvm, 2);
 	pt = start_thread("iommu", poster_fn, &p);
@@ -274,7 +279,7 @@ static void test_no_lost_wakeup(void **state)
 		      atomic_load(&kvm_x86(vm.kvm)->stat.pi_notifications));
 	assert_true(kvm_x86_pi_lists_empty());
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 /*
@@ -376,7 +381,7 @@ static void test_memstress_halts(void **state)
 	assert_true(kvm_x86_pi_lists_empty());
 	mt_vm_destroy(&vm);
 	guest_workload_destroy(w);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 int main(void)

@@ -180,7 +180,7 @@ static void test_make_spte(void **state)
 	read_unlock(&vm.kvm->mmu_lock);
 	srcu_read_unlock(&vm.kvm->srcu, idx);
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 int main(void)

@@ -55,26 +55,20 @@ struct vcpu_arg {
 	int idx;
 };
 
+static void vcpu_exit(const struct kvm_run *run, void *arg)
+{
+	(void)arg;
+	/* All guest memory is in memslots: no MMIO ever. */
+	T_CHECK(run->exit_reason == KVM_EXIT_INTR);
+}
+
+/* Until the guest finished its passes. */
 static void *vcpu_fn(void *arg)
 {
 	struct vcpu_arg *va = arg;
-	struct kvm_vcpu *vcpu = va->st->vcpu[va->idx];
-	struct kvm_run run;
-	int r;
 
-	T_CHECK(ukvm_vcpu_set_guest(vcpu, &guest_memstress_ops,
-				    guest_vcpu_ctx(va->st->w, va->idx)) == 0);
-	for (;;) {
-		r = ukvm_vcpu_run(vcpu, &run);
-		if (r) {
-			T_CHECK(r == 0);
-			break;
-		}
-		if (run.exit_reason == KVM_EXIT_HYPERCALL)
-			break;	/* the guest finished its passes */
-		/* All guest memory is in memslots: no MMIO ever. */
-		T_CHECK(run.exit_reason == KVM_EXIT_INTR);
-	}
+	mt_vcpu_loop(va->st->vcpu[va->idx], &guest_memstress_ops,
+		     guest_vcpu_ctx(va->st->w, va->idx), vcpu_exit, NULL);
 	return NULL;
 }
 
@@ -247,13 +241,7 @@ static void run_stress(enum ukvm_dirty_mode mode, bool manual)
 	for (int i = 0; i < 2; i++)
 		join_thread(ht[i]);
 
-	assert_int_equal(guest_verify(st.w, host_read64, &st, &res), 0);
-	guest_get_stats(st.w, &gs);
-	assert_int_equal(res.lost_writes, 0);
-	assert_int_equal(res.bad_pattern, 0);
-	assert_int_equal(res.bad_scratch, 0);
-	assert_int_equal(gs.read_mismatches, 0);
-	assert_int_equal(gs.missed_dirty, 0);
+	mt_assert_guest_verified(st.w, host_read64, &st, &res, &gs);
 	assert_true(gs.writes > 0 && atomic_load(&st.log_rounds) > 0);
 	assert_int_equal(res.pages_checked, 2 * SLOT_PAGES);
 	fprintf(stderr, "# %s%s: %llu accesses (%llu writes), %lu log rounds; host: "
@@ -272,7 +260,7 @@ static void run_stress(enum ukvm_dirty_mode mode, bool manual)
 	guest_workload_destroy(st.w);
 	host_mem_get_stats(&ms);
 	assert_int_equal(ms.poison_violations, 0);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_stress_wrprot(void **state)

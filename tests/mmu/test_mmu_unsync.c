@@ -69,7 +69,7 @@ static void test_shadow_wrprot_then_unsync(void **state)
 	assert_int_equal(mt_host_read64(&vm, gpa_of(gfns[3])), 103);
 
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_sync_reprotects(void **state)
@@ -126,7 +126,7 @@ static void test_sync_reprotects(void **state)
 	assert_int_equal(mt_host_read64(&vm, gpa_of(gfns[1])), 4);
 
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_shadowed_never_huge(void **state)
@@ -191,7 +191,7 @@ static void test_shadowed_never_huge(void **state)
 	assert_int_equal(mt_host_read64(&vm, gpa_of(b + 1)), 0xb1);
 
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void test_refused_unsync(void **state)
@@ -270,7 +270,7 @@ static void test_refused_unsync(void **state)
 	assert_int_equal(mt_host_read64(&vm, gpa_of(t)), 0x79);
 
 	mt_vm_destroy(&vm);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 static void set_slot(struct kvm *kvm, uint32_t id, uint64_t gpa, uint64_t size,
@@ -338,7 +338,7 @@ static void test_memslot_and_teardown(void **state)
 	/* The VM goes with two pages left: nothing leaks. */
 	mt_vm_destroy(&vm);
 	assert_int_equal(host_munmap(host_current_mm, hva1, sz1), 0);
-	mt_assert_clean();
+	assert_nothing_reported();
 }
 
 /* ---- two faults unsyncing the same page, made deterministic ---- */

@@ -138,4 +138,6 @@ void uaf_torture(const struct uaf_ops *ops, int nr_readers, int nr_writers,
 	res->replaced = atomic_load(&uaf.replaced);
 	free(uaf.ptr);
 	uaf.ptr = NULL;
+	assert_no_thread_failures();
+	assert_true(res->reads > 0);
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "sync/bug.h"
 #include "sync/sync.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -63,6 +64,19 @@ extern _Atomic unsigned long sync_test_failures;
 
 #define assert_no_thread_failures()                                           \
 	assert_int_equal(atomic_exchange(&sync_test_failures, 0), 0)
+
+/*
+ * The end of a test of the layers above src/sync: nothing reported, neither
+ * validator errors and warnings nor invariant failures nor failures of the
+ * test's worker threads.
+ */
+#define assert_nothing_reported()                                             \
+	do {                                                                  \
+		assert_int_equal(lockdep_report_count(), 0);                  \
+		assert_int_equal(lockdep_warning_count(), 0);                 \
+		assert_int_equal(ukvm_invariant_failures(), 0);               \
+		assert_no_thread_failures();                                  \
+	} while (0)
 
 /* Wait (yielding the CPU) until @cond is true. */
 #define WAIT_UNTIL(cond)                                                      \
@@ -135,8 +149,8 @@ struct uaf_result {
 void uaf_obj_poison_free(struct uaf_obj *o);
 /*
  * @nr_readers readers run until @nr_writers writers have each replaced the
- * object @iters times (failures go to T_CHECK); the last object is freed.
- * One torture at a time.
+ * object @iters times; the last object is freed.  Asserts that the threads
+ * saw no failure and that readers did read.  One torture at a time.
  */
 void uaf_torture(const struct uaf_ops *ops, int nr_readers, int nr_writers,
 		 long iters, struct uaf_result *res);
