@@ -47,6 +47,16 @@ static bool ranges_overlap(gpa_t a, int alen, gpa_t b, int blen)
 	return a < b + (gpa_t)blen && b < a + (gpa_t)alen;
 }
 
+/* Publish @new, holding @nr ranges, in place of @old; free @old once no reader has it. */
+static void kvm_io_bus_replace(struct kvm *kvm, enum kvm_bus bus_idx,
+			       struct kvm_io_bus *old, struct kvm_io_bus *new, int nr)
+{
+	new->dev_count = nr;
+	ukvm_rcu_assign_pointer(kvm->buses[bus_idx], new);
+	synchronize_srcu_expedited(&kvm->srcu);
+	free(old);
+}
+
 int kvm_io_bus_register_dev(struct kvm *kvm, enum kvm_bus bus_idx, gpa_t addr,
 			    int len, struct kvm_io_device *dev)
 {
@@ -72,11 +82,7 @@ int kvm_io_bus_register_dev(struct kvm *kvm, enum kvm_bus bus_idx, gpa_t addr,
 	new->range[j++] = (struct kvm_io_range){ addr, len, dev };
 	for (; i < bus->dev_count; i++)
 		new->range[j++] = bus->range[i];
-	new->dev_count = j;
-
-	ukvm_rcu_assign_pointer(kvm->buses[bus_idx], new);
-	synchronize_srcu_expedited(&kvm->srcu);
-	free(bus);
+	kvm_io_bus_replace(kvm, bus_idx, bus, new, j);
 	return 0;
 }
 
@@ -100,10 +106,7 @@ int kvm_io_bus_unregister_dev(struct kvm *kvm, enum kvm_bus bus_idx,
 	for (i = 0, j = 0; i < bus->dev_count; i++)
 		if (bus->range[i].dev != dev)
 			new->range[j++] = bus->range[i];
-	new->dev_count = j;
-	ukvm_rcu_assign_pointer(kvm->buses[bus_idx], new);
-	synchronize_srcu_expedited(&kvm->srcu);
-	free(bus);
+	kvm_io_bus_replace(kvm, bus_idx, bus, new, j);
 	return 0;
 }
 
