@@ -66,6 +66,12 @@ void ukvm_vcpu_kick_exit(struct kvm_vcpu *vcpu)
 	if (!hv)
 		return;
 	atomic_store(&hv->exit_requested, true);
+	/*
+	 * KVM's pending signal: ends a halt even if the vCPU has left guest
+	 * mode for it but is not blocked yet (the kick below then finds
+	 * nothing to wake); cleared by the next entry.
+	 */
+	kvm_make_request(KVM_REQ_UNBLOCK, vcpu);
 	kvm_vcpu_kick(vcpu);
 }
 

@@ -174,8 +174,7 @@ struct kvm_vcpu {
 
 	/* Blocking (halt): the vCPU sleeps on @wait until kicked. */
 	struct rcuwait wait;
-	_Atomic bool blocked;
-	_Atomic bool ready;		/* a wake-up event is pending */
+	_Atomic bool blocked;		/* halted; a waker clears it to end the halt */
 
 	_Atomic int cpu;		/* simulated host CPU it last ran on, -1 */
 

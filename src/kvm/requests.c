@@ -22,6 +22,7 @@
 
 #include "kvm/kvm_internal.h"
 #include "sync/bug.h"
+#include "sync/race.h"
 
 static void futex_wait_u32(_Atomic uint32_t *addr, uint32_t val)
 {
@@ -89,18 +90,34 @@ static void kvm_wait_for_guest_exit(struct kvm_vcpu *vcpu, uint32_t epoch)
 	}
 }
 
-/* The vCPU is blocked (halted): wake it.  True if it was blocked. */
+/*
+ * The vCPU is blocked (halted): wake it.  True if this call ended the halt.
+ * Deciding and waking are one step, the exchange of @blocked: a waker that
+ * saw the vCPU halted but came second (the vCPU woke by itself, or another
+ * waker ended the halt) does nothing, instead of leaving a wake-up behind
+ * that would end the vCPU's next halt at once.
+ */
 bool kvm_vcpu_wake_up(struct kvm_vcpu *vcpu)
 {
+	bool halted = true;
+
 	if (!atomic_load(&vcpu->blocked))
 		return false;
-	atomic_store(&vcpu->ready, true);
+	RACE_POINT(VCPU_WAKING);
+	if (!atomic_compare_exchange_strong(&vcpu->blocked, &halted, false))
+		return false;
 	rcuwait_wake_up(&vcpu->wait);
 	atomic_fetch_add_explicit(&vcpu->stat.halt_wakeup, 1, memory_order_relaxed);
 	return true;
 }
 
-/* Sleep until a request or an event needs the vCPU (halt). */
+/*
+ * Sleep until a request or an event needs the vCPU (halt), or a waker
+ * ends the halt (clearing @blocked).  What ends it must be visible to the
+ * vCPU once it has stored @blocked: a kick that finds it not blocked yet
+ * must leave a request (ukvm_vcpu_kick_exit(): KVM_REQ_UNBLOCK, KVM's
+ * pending signal), or it is lost.
+ */
 void kvm_vcpu_block(struct kvm_vcpu *vcpu)
 {
 	struct kvm *kvm = vcpu->kvm;
@@ -108,6 +125,7 @@ void kvm_vcpu_block(struct kvm_vcpu *vcpu)
 	might_sleep();
 	/* Before the condition is checked: see src/x86/mmu/posted_intr.c. */
 	kvm_arch_call(kvm, vcpu_blocking, vcpu);
+	RACE_POINT(VCPU_HALTING);
 	atomic_store(&vcpu->blocked, true);
 	/*
 	 * Requests made with KVM_REQUEST_NO_WAKEUP (TLB flushes) do not end a
@@ -116,14 +134,14 @@ void kvm_vcpu_block(struct kvm_vcpu *vcpu)
 	 * with kvm_vcpu_wake_up()'s request-then-check.
 	 */
 	rcuwait_wait_event(&vcpu->wait,
-			   atomic_load(&vcpu->ready) ||
+			   !atomic_load(&vcpu->blocked) ||
 			   kvm_test_request(KVM_REQ_UNBLOCK, vcpu) ||
 			   kvm_test_request(KVM_REQ_EVENT, vcpu) ||
 			   (kvm_arch_has(kvm, vcpu_has_events) &&
 			    kvm->arch_ops->vcpu_has_events(vcpu)) ||
 			   atomic_load(&kvm->vm_dead));
+	/* Woken by the condition: no waker may end this halt any more. */
 	atomic_store(&vcpu->blocked, false);
-	atomic_store(&vcpu->ready, false);
 	kvm_arch_call(kvm, vcpu_unblocking, vcpu);
 	atomic_fetch_add_explicit(&vcpu->stat.blocks, 1, memory_order_relaxed);
 }

@@ -47,7 +47,9 @@
 	X(HOST_BEFORE_END, "host mm operation: before invalidate_range_end") \
 	X(ENABLE_LOCKED, "hardware enabling: usage lock held")               \
 	X(VM_LIST_WALK, "vm_list walker: inside the walk")                    \
-	X(VCPU_ENTERING, "vCPU entry: IN_GUEST_MODE stored, before the last look at kicks and requests")
+	X(VCPU_ENTERING, "vCPU entry: IN_GUEST_MODE stored, before the last look at kicks and requests") \
+	X(VCPU_HALTING, "halt: out of guest mode, before the vCPU marks itself blocked") \
+	X(VCPU_WAKING, "wake-up: a waker about to end a halt")
 
 /* X(name, "what the knob removes") — every unsafe knob. */
 #define UKVM_UNSAFE_KNOB_LIST(X)                                                  \

@@ -11,6 +11,8 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "guest/guest.h"
 #include "mmu_test.h"
@@ -27,6 +29,7 @@ struct halter {
 	_Atomic int interrupts;
 	_Atomic bool spin;		/* read forever until an interrupt */
 	int r, exit_reason;
+	_Atomic bool returned;		/* ukvm_vcpu_run() returned */
 };
 
 static enum ukvm_guest_step halter_next(void *ctx, struct ukvm_guest_access *a)
@@ -77,6 +80,7 @@ static void *halter_fn(void *arg)
 
 	h->r = ukvm_vcpu_run(h->vcpu, &run);
 	h->exit_reason = (int)run.exit_reason;
+	atomic_store(&h->returned, true);
 	return NULL;
 }
 
@@ -282,6 +286,128 @@ static void test_no_lost_wakeup(void **state)
 	assert_nothing_reported();
 }
 
+#if UKVM_RACE_POINTS
+/*
+ * Halts against their wake-ups, interleaved with race points: a vCPU held
+ * between leaving guest mode for its HLT and marking itself blocked, and a
+ * waker held after deciding to end a halt.
+ */
+static struct {
+	_Atomic bool hold_halt, halt_held, halt_release;
+	_Atomic bool hold_wake, wake_held, wake_release;
+} hp;
+
+static void halt_hook(enum ukvm_race_point rp, void *arg)
+{
+	(void)arg;
+	if (rp == RP_VCPU_HALTING && atomic_exchange(&hp.hold_halt, false)) {
+		atomic_store(&hp.halt_held, true);
+		while (!atomic_load(&hp.halt_release))
+			usleep(100);
+	} else if (rp == RP_VCPU_WAKING && atomic_exchange(&hp.hold_wake, false)) {
+		atomic_store(&hp.wake_held, true);
+		while (!atomic_load(&hp.wake_release))
+			usleep(100);
+	}
+}
+
+/*
+ * ukvm_vcpu_kick_exit() on a vCPU that has left guest mode for a HLT but
+ * is not blocked yet: the halt must end (KVM_EXIT_INTR), as a pending
+ * signal ends KVM's.  It slept until the next interrupt: a VMM stopping
+ * its halted vCPUs waited for one that might never come.
+ */
+static void test_kick_exit_ends_a_halt_being_entered(void **state)
+{
+	struct mt_vm vm;
+	struct halter h = { .gpa = 0x1000, .halts = 1 };
+	bool returned;
+	pthread_t t;
+
+	(void)state;
+	halter_vm_create(&vm, &h);
+	memset(&hp, 0, sizeof(hp));
+	atomic_store(&hp.hold_halt, true);
+	ukvm_race_arm(halt_hook, NULL);
+	t = start_thread("vcpu0", halter_fn, &h);
+	WAIT_UNTIL(atomic_load(&hp.halt_held));
+	ukvm_vcpu_kick_exit(h.vcpu);
+	atomic_store(&hp.halt_release, true);
+	/* Nothing else will wake it: a lost kick shows as a vCPU that never returns. */
+	for (int ms = 0; ms < 10000 && !atomic_load(&h.returned); ms++)
+		usleep(1000);
+	returned = atomic_load(&h.returned);
+	ukvm_race_disarm();
+	if (!returned) {
+		fprintf(stderr, "# the kick was lost: the vCPU sleeps in its halt\n");
+		/* An event ends the halt in any case: clean up, then judge. */
+		kvm_make_request(KVM_REQ_EVENT, h.vcpu);
+		kvm_vcpu_kick(h.vcpu);
+	}
+	join_thread(t);
+	assert_true(returned);
+	assert_int_equal(h.r, 0);
+	assert_int_equal(h.exit_reason, KVM_EXIT_INTR);
+	assert_true(kvm_x86_pi_lists_empty());
+	mt_vm_destroy(&vm);
+	assert_nothing_reported();
+}
+
+static void *kicker_fn(void *arg)
+{
+	kvm_vcpu_kick(arg);
+	return NULL;
+}
+
+/*
+ * A waker that found the vCPU halted, but came second: a posted interrupt
+ * ended the halt first.  Its wake-up must not outlive that halt and end
+ * the next one at once: it left a "ready" token behind, so the guest's
+ * next HLT returned without any event (and the halt counted two wake-ups).
+ */
+static void test_wakeup_ends_only_the_halt_it_found(void **state)
+{
+	struct mt_vm vm;
+	struct halter h = { .gpa = 0x1000, .halts = 2 };
+	struct kvm_arch *ka;
+	pthread_t t, w;
+
+	(void)state;
+	ka = halter_vm_create(&vm, &h);
+	route_posted(vm.kvm, 1);
+	memset(&hp, 0, sizeof(hp));
+	ukvm_race_arm(halt_hook, NULL);
+	t = start_thread("vcpu0", halter_fn, &h);
+	WAIT_UNTIL(atomic_load(&h.vcpu->blocked));
+	/* Halt 1.  The next halt will wait at the point; so does the kicker. */
+	atomic_store(&hp.hold_halt, true);
+	atomic_store(&hp.hold_wake, true);
+	w = start_thread("kicker", kicker_fn, h.vcpu);
+	WAIT_UNTIL(atomic_load(&hp.wake_held));
+	/* A posted interrupt ends halt 1 first, through the wakeup handler. */
+	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);
+	assert_int_equal(atomic_load(&ka->stat.pi_wakeups), 1);
+	WAIT_UNTIL(atomic_load(&hp.halt_held));
+	/* Between the halts: the kicker finishes and finds nothing to end. */
+	atomic_store(&hp.wake_release, true);
+	join_thread(w);
+	assert_int_equal(atomic_load(&h.vcpu->stat.halt_wakeup), 1);
+	atomic_store(&hp.halt_release, true);
+	ukvm_race_disarm();
+	/* Halt 2 lasts until the second interrupt. */
+	WAIT_UNTIL(atomic_load(&h.vcpu->blocked) || atomic_load(&h.returned));
+	assert_false(atomic_load(&h.returned));
+	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);
+	join_thread(t);
+	assert_int_equal(h.exit_reason, KVM_EXIT_HYPERCALL);
+	assert_int_equal(atomic_load(&h.interrupts), 2);
+	assert_int_equal(atomic_load(&h.vcpu->stat.halt_wakeup), 2);
+	assert_int_equal(atomic_load(&ka->stat.pi_wakeups), 2);
+	mt_vm_destroy(&vm);
+	assert_nothing_reported();
+}
+#endif
+
 /*
  * The memstress guest with halt_every: N accesses, a halt, N accesses...
  * Each halt is ended by an interrupt, posted (the wakeup handler, walking
@@ -348,6 +474,8 @@ static void test_memstress_halts(void **state)
 			sched_yield();
 			guest_get_stats(w, &gs);
 		}
+		/* Again, now that it sleeps: the snapshot above is not atomic. */
+		guest_get_stats(w, &gs);
 		assert_true(guest_vcpu_halted(w, 0));
 		assert_int_equal(gs.accesses, k * HALT_EVERY);
 		assert_int_equal(guest_vcpu_steps(w, 0), k * (HALT_EVERY + 1));
@@ -366,6 +494,7 @@ static void test_memstress_halts(void **state)
 	}
 	ukvm_vcpu_kick_exit(m.vcpu);
 	join_thread(t);
+	guest_get_stats(w, &gs);
 	assert_int_equal(m.r, 0);
 	assert_int_equal(m.exit_reason, KVM_EXIT_INTR);
 	assert_int_equal(hw_vcpu(m.vcpu)->stat.halts, HALT_ROUNDS + 1);
@@ -393,6 +522,10 @@ int main(void)
 		cmocka_unit_test(test_bad_routes),
 		cmocka_unit_test(test_no_lost_wakeup),
 		cmocka_unit_test(test_memstress_halts),
+#if UKVM_RACE_POINTS
+		cmocka_unit_test(test_kick_exit_ends_a_halt_being_entered),
+		cmocka_unit_test(test_wakeup_ends_only_the_halt_it_found),
+#endif
 	};
 
 	return cmocka_run_group_tests(tests, mt_group_setup, mt_group_teardown);

@@ -213,10 +213,9 @@ static void collect_ring(struct run *r)
 
 /*
  * Interrupts the guests took, by kind (injected: a KVM_REQ_EVENT serviced;
- * posted: a PIR synced on entry), and halts: wake-ups of a halted vCPU
- * (by anyone: an injection, the posted-interrupt wakeup handler, a kick;
- * two may wake the same halt) and those the wakeup handler made, walking
- * its CPU's wakeup list.
+ * posted: a PIR synced on entry), and halts: those a waker ended (an
+ * injection, the posted-interrupt wakeup handler, a kick) and those the
+ * wakeup handler ended, walking its CPU's wakeup list.
  */
 static void collect_interrupts(struct run *r)
 {
