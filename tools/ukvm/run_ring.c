@@ -130,7 +130,8 @@ static unsigned long harvest(struct run *r, struct ring_vcpu *rv)
 		n++;
 		/* Address space 0, a guest slot (the spare slot is never written). */
 		if (slot >= (uint32_t)r->nr_slots || off >= npages) {
-			run_unexpected(r, "dirty ring: an entry outside the guest memslots", -EINVAL);
+			run_unexpected(r, "dirty ring: an entry outside the guest memslots",
+				       -EINVAL);
 			continue;
 		}
 		rg->pending[slot * rg->words + off / 64] |= 1UL << (off % 64);
