@@ -14,16 +14,25 @@
 #define UKVM_SYNC_RWSEM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "lockdep/lockdep.h"
 
+/*
+ * @count: RWSEM_WRITER_LOCKED | RWSEM_WRITER_WAITING | readers * RWSEM_READER_BIAS.
+ * A reader enters with one compare-and-exchange when neither writer bit is
+ * set; everything else (waiting, waking, queueing a writer) happens under @mu.
+ */
+#define RWSEM_WRITER_LOCKED	1L
+#define RWSEM_WRITER_WAITING	2L
+#define RWSEM_READER_BIAS	4L
+
 struct rw_semaphore {
-	pthread_mutex_t mu;		/* protects the fields below */
+	_Atomic long count;
+	pthread_mutex_t mu;		/* the slow paths; protects writers_waiting */
 	pthread_cond_t readers_cv;
 	pthread_cond_t writers_cv;
-	int readers;			/* current read holders */
-	int writer;			/* 1 if write-held */
 	int writers_waiting;		/* queued writers: block new readers */
 	struct lockdep_map dep_map;
 };
@@ -69,7 +78,7 @@ void __downgrade_write(struct rw_semaphore *sem,
 #define up_write(s)		 __up_write((s), LOCKDEP_SITE)
 #define downgrade_write(s)	 __downgrade_write((s), LOCKDEP_SITE)
 
-/* Introspection (tests, assertions): snapshots taken under sem->mu. */
+/* Introspection (tests, assertions): snapshots. */
 int rwsem_writers_waiting(struct rw_semaphore *sem);
 bool rwsem_is_locked(struct rw_semaphore *sem);
 
