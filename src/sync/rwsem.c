@@ -3,16 +3,18 @@
  * struct rw_semaphore: a fair, writer-preferring sleeping reader-writer lock.
  *
  * The fast paths are one atomic operation on @count, like the kernel's: a
- * reader adds RWSEM_READER_BIAS with a compare-and-exchange that fails if a
- * writer holds the lock *or waits for it*, and a reader leaving subtracts it.
+ * reader adds RWSEM_READER_BIAS and backs out if a writer holds the lock *or
+ * waits for it*, and a reader leaving subtracts it.
  * Everything that waits or wakes goes through the slow path under sem->mu,
  * with two condition variables:
  *
  *   - a writer queues under mu (writers_waiting++, RWSEM_WRITER_WAITING set:
  *     from now on new readers take the slow path and wait) and sleeps until
  *     no reader and no writer holds the lock, then sets RWSEM_WRITER_LOCKED
- *     with a compare-and-exchange (readers cannot slip in: the waiting bit
- *     stops the fast path, and slow readers hold mu);
+ *     with a compare-and-exchange (readers cannot slip in: a fast reader
+ *     that finds the waiting bit backs out, and slow readers hold mu; a
+ *     backing-out bias only makes the writer's attempt fail and sleep
+ *     until that reader, leaving, signals it);
  *   - the last reader out sees the waiting bit and signals a writer under
  *     mu; since the queued writer checks @count and sleeps with mu held, the
  *     signal is never lost;
@@ -39,16 +41,34 @@ void __init_rwsem(struct rw_semaphore *sem, const char *name,
 			      LD_WAIT_SLEEP, LD_TYPE_RWSEM);
 }
 
-/* The reader fast path: in unless a writer holds or waits for the lock. */
+/* A reader leaves: the last one out lets the first queued writer in. */
+static void rwsem_read_release(struct rw_semaphore *sem)
+{
+	long c = atomic_fetch_sub_explicit(&sem->count, RWSEM_READER_BIAS,
+					   memory_order_release) - RWSEM_READER_BIAS;
+
+	if (c == RWSEM_WRITER_WAITING) {
+		pthread_mutex_lock(&sem->mu);
+		pthread_cond_signal(&sem->writers_cv);
+		pthread_mutex_unlock(&sem->mu);
+	}
+}
+
+/*
+ * The reader fast path: in unless a writer holds or waits for the lock.
+ * One fetch-and-add, as in the kernel (a compare-and-exchange loop needs
+ * the line twice and retries when the other CPU's reader got there first):
+ * a reader that finds a writer bit takes its bias back, which is a reader
+ * leaving like any other, and may be the one that lets the writer in.
+ */
 static inline bool rwsem_read_trylock(struct rw_semaphore *sem)
 {
-	long c = atomic_load_explicit(&sem->count, memory_order_relaxed);
+	long c = atomic_fetch_add_explicit(&sem->count, RWSEM_READER_BIAS,
+					   memory_order_acquire);
 
-	while (!(c & RWSEM_WRITER_MASK))
-		if (atomic_compare_exchange_weak_explicit(&sem->count, &c,
-				c + RWSEM_READER_BIAS, memory_order_acquire,
-				memory_order_relaxed))
-			return true;
+	if (__builtin_expect(!(c & RWSEM_WRITER_MASK), 1))
+		return true;
+	rwsem_read_release(sem);
 	return false;
 }
 
@@ -86,17 +106,8 @@ bool __down_read_trylock(struct rw_semaphore *sem,
 
 void __up_read(struct rw_semaphore *sem, const struct lockdep_site *site)
 {
-	long c;
-
 	lock_release(&sem->dep_map, site);
-	c = atomic_fetch_sub_explicit(&sem->count, RWSEM_READER_BIAS,
-				      memory_order_release) - RWSEM_READER_BIAS;
-	/* The last reader out lets the first queued writer in. */
-	if (c == RWSEM_WRITER_WAITING) {
-		pthread_mutex_lock(&sem->mu);
-		pthread_cond_signal(&sem->writers_cv);
-		pthread_mutex_unlock(&sem->mu);
-	}
+	rwsem_read_release(sem);
 }
 
 /* Under mu: take the write side if nobody holds the lock. */

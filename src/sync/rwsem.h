@@ -20,8 +20,9 @@
 #include "lockdep/lockdep.h"
 
 /*
- * @count: RWSEM_WRITER_LOCKED | RWSEM_WRITER_WAITING | readers * RWSEM_READER_BIAS.
- * A reader enters with one compare-and-exchange when neither writer bit is
+ * @count: RWSEM_WRITER_LOCKED | RWSEM_WRITER_WAITING | readers * RWSEM_READER_BIAS
+ *         (readers in, plus fast-path readers backing out from a writer).
+ * A reader enters with one fetch-and-add when neither writer bit is
  * set; everything else (waiting, waking, queueing a writer) happens under @mu.
  */
 #define RWSEM_WRITER_LOCKED	1L

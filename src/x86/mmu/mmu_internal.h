@@ -104,6 +104,11 @@ struct kvm_arch {
 	struct cds_list_head active_mmu_pages;
 	_Atomic long indirect_shadow_pages;
 
+	/*
+	 * Counters on lines of their own: pages[] changes on every fault of
+	 * every vCPU, and the fields above are read on every fault (the
+	 * kernel keeps them apart too: kvm->stat is not in kvm->arch).
+	 */
 	struct {
 		_Atomic long pages[KVM_NR_PAGE_SIZES];	/* leaf SPTEs per size */
 		_Atomic unsigned long tables_allocated, tables_freed;
@@ -123,7 +128,7 @@ struct kvm_arch {
 		_Atomic long mmu_unsync;
 		_Atomic unsigned long mmu_unsync_locked, mmu_unsync_recheck;
 		_Atomic unsigned long mmu_unsync_refused, mmu_pte_write;
-	} stat;
+	} stat __attribute__((aligned(64)));
 };
 
 /* Per-slot huge-page bookkeeping (slot->arch). */
