@@ -89,13 +89,13 @@ static void service_requests(struct hw_vcpu *hv)
 {
 	struct kvm_vcpu *vcpu = hv->vcpu;
 
-	atomic_fetch_add_explicit(&vcpu->stat.requests_serviced, 1, memory_order_relaxed);
+	vcpu_stat_inc(vcpu, requests_serviced);
 	if (kvm_check_request(KVM_REQ_MMU_FREE_OBSOLETE_ROOTS, vcpu))
 		kvm_mmu_free_obsolete_roots(vcpu);
 	/* x86 services the full flush before the narrower ones. */
 	if (kvm_check_request(KVM_REQ_TLB_FLUSH, vcpu)) {
 		hw_tlb_flush(hv);
-		atomic_fetch_add_explicit(&vcpu->stat.tlb_flush, 1, memory_order_relaxed);
+		vcpu_stat_inc(vcpu, tlb_flush);
 	}
 	if (kvm_check_request(KVM_REQ_CLOCK_UPDATE, vcpu))
 		hv->stat.clock_updates++;
@@ -190,7 +190,7 @@ static int handle_exit(struct hw_vcpu *hv, struct hw_exit *exit, struct kvm_run 
 	struct kvm_vcpu *vcpu = hv->vcpu;
 	int r;
 
-	atomic_fetch_add_explicit(&vcpu->stat.exits, 1, memory_order_relaxed);
+	vcpu_stat_inc(vcpu, exits);
 	switch (exit->reason) {
 	case HW_EXIT_EPT_VIOLATION:
 	case HW_EXIT_EPT_MISCONFIG:

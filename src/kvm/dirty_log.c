@@ -63,10 +63,16 @@ void mark_page_dirty_in_slot(struct kvm *kvm, const struct kvm_memory_slot *slot
 		return;
 	if (!(bitmap_load(&slot->dirty_bitmap[rel / BITS_PER_LONG]) &
 	      (1UL << (rel % BITS_PER_LONG)))) {
+		struct kvm_vcpu *running = kvm_get_running_vcpu();
+
 		__atomic_fetch_or(&slot->dirty_bitmap[rel / BITS_PER_LONG],
 				  1UL << (rel % BITS_PER_LONG), __ATOMIC_SEQ_CST);
-		atomic_fetch_add_explicit(&kvm->stat.dirty_pages_logged, 1,
-					  memory_order_relaxed);
+		/* A vCPU logging its own write counts it in its own line. */
+		if (running && running->kvm == kvm)
+			vcpu_stat_inc(running, dirty_pages_logged);
+		else
+			atomic_fetch_add_explicit(&kvm->stat.dirty_pages_logged, 1,
+						  memory_order_relaxed);
 	}
 }
 

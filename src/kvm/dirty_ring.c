@@ -170,8 +170,7 @@ bool kvm_dirty_ring_check_request(struct kvm_vcpu *vcpu)
 	if (kvm_check_request(KVM_REQ_DIRTY_RING_SOFT_FULL, vcpu) &&
 	    kvm_dirty_ring_soft_full(&vcpu->dirty_ring)) {
 		kvm_make_request(KVM_REQ_DIRTY_RING_SOFT_FULL, vcpu);
-		atomic_fetch_add_explicit(&vcpu->stat.dirty_ring_full_exits, 1,
-					  memory_order_relaxed);
+		vcpu_stat_inc(vcpu, dirty_ring_full_exits);
 		return true;
 	}
 	return false;

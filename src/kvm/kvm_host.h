@@ -138,7 +138,26 @@ struct kvm_vcpu_stat {
 	_Atomic unsigned long pf_retry, pf_mmio, pf_emulate, tlb_flush;
 	_Atomic unsigned long requests_serviced, halt_wakeup, blocks;
 	_Atomic unsigned long dirty_ring_full_exits;
+	_Atomic unsigned long dirty_pages_logged;	/* bitmap bits it set */
 };
+
+/*
+ * Bump a counter that only the vCPU's own thread changes, holding
+ * vcpu->mutex (KVM_RUN and the vCPU ioctls): a plain load and store, no
+ * locked instruction (KVM's ++vcpu->stat.x).  Readers on other threads see
+ * a value at most a moment old.  Counters that other threads bump
+ * (halt_wakeup), or that code outside KVM_RUN may bump (blocks:
+ * kvm_vcpu_block() has callers without vcpu->mutex), keep atomic_fetch_add.
+ */
+#define vcpu_stat_inc(vcpu, field)                                            \
+	do {                                                                  \
+		struct kvm_vcpu *_v = (vcpu);                                 \
+		lockdep_assert_held(&_v->mutex);                              \
+		atomic_store_explicit(&_v->stat.field,                        \
+			atomic_load_explicit(&_v->stat.field,                 \
+					     memory_order_relaxed) + 1,       \
+			memory_order_relaxed);                                \
+	} while (0)
 
 /*
  * The per-vCPU dirty ring (dirty_ring.c, kvm-brief.md 6.5): an array of
@@ -248,7 +267,9 @@ struct kvm_stat {
 	_Atomic unsigned long memslot_flags, memslot_errors;
 	_Atomic unsigned long mmu_notifier_start, mmu_notifier_start_found;
 	_Atomic unsigned long mmu_notifier_end, mmu_notifier_age;
-	_Atomic unsigned long dirty_log_get, dirty_log_clear, dirty_pages_logged;
+	_Atomic unsigned long dirty_log_get, dirty_log_clear;
+	/* Bitmap bits set by host threads (a vCPU counts its own in vcpu->stat). */
+	_Atomic unsigned long dirty_pages_logged;
 	_Atomic unsigned long dirty_ring_pushes, dirty_ring_resets;
 	_Atomic unsigned long irq_injected;
 };

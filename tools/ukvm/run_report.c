@@ -168,7 +168,10 @@ static void collect_kvm(struct run *r)
 {
 	struct kvm_stat *k = &r->kvm->stat;
 	struct kvm_arch *a = kvm_x86(r->kvm);
+	unsigned long long logged = 0;	/* by vCPUs, then by everyone else */
 
+	for (int i = 0; i < r->o.vcpus; i++)
+		logged += LD(r->vcpus[i].vcpu->stat.dirty_pages_logged);
 	stat_add(r, "tlb", "remote_flushes", LD(k->remote_tlb_flush));
 	stat_add(r, "tlb", "remote_flush_requests", LD(k->remote_tlb_flush_requests));
 	stat_add(r, "mmu", "zaps", LD(a->stat.zaps));
@@ -188,7 +191,7 @@ static void collect_kvm(struct run *r)
 	stat_add(r, "mmu_notifier", "aging", LD(k->mmu_notifier_age));
 	stat_add(r, "dirty_log", "get", LD(k->dirty_log_get));
 	stat_add(r, "dirty_log", "clear", LD(k->dirty_log_clear));
-	stat_add(r, "dirty_log", "pages_logged", LD(k->dirty_pages_logged));
+	stat_add(r, "dirty_log", "pages_logged", LD(k->dirty_pages_logged) + logged);
 	stat_add(r, "dirty_log", "rounds", run_ctr(r, RC_LOG_ROUNDS));
 	stat_add(r, "dirty_log", "pages_in_logs", run_ctr(r, RC_LOG_PAGES));
 	stat_add(r, "dirty_log", "logging_on", run_ctr(r, RC_LOG_ENABLE));

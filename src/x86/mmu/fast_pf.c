@@ -95,8 +95,7 @@ int fast_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault)
 		if (fast_pf_fix_direct_spte(vcpu, fault, sptep, spte, new_spte)) {
 			ret = RET_PF_FIXED;
 			/* Per vCPU: a VM-wide counter would bounce between CPUs. */
-			atomic_fetch_add_explicit(&vcpu->stat.pf_fast, 1,
-						  memory_order_relaxed);
+			vcpu_stat_inc(vcpu, pf_fast);
 			break;
 		}
 		if (++retry > FAST_PF_MAX_RETRIES)

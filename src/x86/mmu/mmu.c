@@ -270,14 +270,13 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, uint32_t error_code)
 
 	lockdep_assert_held(&vcpu->mutex);
 	UKVM_BUG_ON(!srcu_read_lock_held(&vcpu->kvm->srcu));
-	atomic_fetch_add_explicit(&vcpu->stat.pf_taken, 1, memory_order_relaxed);
+	vcpu_stat_inc(vcpu, pf_taken);
 
 	if (fault.rsvd) {
 		r = handle_mmio_page_fault(vcpu, gpa);
 		if (r != RET_PF_INVALID) {
 			if (r == RET_PF_EMULATE)
-				atomic_fetch_add_explicit(&vcpu->stat.pf_mmio, 1,
-							  memory_order_relaxed);
+				vcpu_stat_inc(vcpu, pf_mmio);
 			return r;
 		}
 		fault.rsvd = false;
@@ -291,16 +290,16 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, uint32_t error_code)
 	r = kvm_tdp_mmu_page_fault(vcpu, &fault);
 	switch (r) {
 	case RET_PF_FIXED:
-		atomic_fetch_add_explicit(&vcpu->stat.pf_fixed, 1, memory_order_relaxed);
+		vcpu_stat_inc(vcpu, pf_fixed);
 		break;
 	case RET_PF_SPURIOUS:
-		atomic_fetch_add_explicit(&vcpu->stat.pf_spurious, 1, memory_order_relaxed);
+		vcpu_stat_inc(vcpu, pf_spurious);
 		break;
 	case RET_PF_RETRY:
-		atomic_fetch_add_explicit(&vcpu->stat.pf_retry, 1, memory_order_relaxed);
+		vcpu_stat_inc(vcpu, pf_retry);
 		break;
 	case RET_PF_EMULATE:
-		atomic_fetch_add_explicit(&vcpu->stat.pf_emulate, 1, memory_order_relaxed);
+		vcpu_stat_inc(vcpu, pf_emulate);
 		break;
 	default:
 		break;
