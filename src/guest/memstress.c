@@ -98,7 +98,7 @@ static enum ukvm_guest_step memstress_next(void *ctx, struct ukvm_guest_access *
 	/* HLT every halt_every accesses: sleep until an interrupt. */
 	if (w->cfg.halt_every && ++g->since_halt > w->cfg.halt_every) {
 		g->since_halt = 0;
-		atomic_fetch_add_explicit(&w->stat.halts, 1, memory_order_relaxed);
+		guest_stat_inc(g, halts);
 		atomic_store(&g->halted, true);
 		step_done(g);
 		return UKVM_GUEST_HALT;
@@ -141,7 +141,7 @@ static void memstress_complete(void *ctx, const struct ukvm_guest_access *a)
 	struct guest_workload *w = g->w;
 	uint64_t idx = g->cur_index;
 
-	atomic_fetch_add_explicit(&w->stat.accesses, 1, memory_order_relaxed);
+	guest_stat_inc(g, accesses);
 	step_done(g);
 	if (a->type == UKVM_ACCESS_WRITE) {
 		uint32_t end = atomic_load_explicit(&w->round, memory_order_acquire);
@@ -150,16 +150,15 @@ static void memstress_complete(void *ctx, const struct ukvm_guest_access *a)
 			atomic_store_explicit(&w->expected[idx * w->nv + (uint64_t)g->id],
 					      a->value, memory_order_relaxed);
 		else
-			atomic_fetch_add_explicit(&w->stat.pattern_writes, 1,
-						  memory_order_relaxed);
+			guest_stat_inc(g, pattern_writes);
 		atomic_store_explicit(&w->window[idx],
 				      ((uint64_t)g->cur_start_round << 32) | end,
 				      memory_order_release);
-		atomic_fetch_add_explicit(&w->stat.writes, 1, memory_order_relaxed);
+		guest_stat_inc(g, writes);
 		return;
 	}
 
-	atomic_fetch_add_explicit(&w->stat.reads, 1, memory_order_relaxed);
+	guest_stat_inc(g, reads);
 	switch (g->cur_class) {
 	case GUEST_PAGE_TAG: {
 		uint64_t want = atomic_load_explicit(&w->expected[idx * w->nv + (uint64_t)g->id],
@@ -290,14 +289,17 @@ bool guest_vcpu_halted(struct guest_workload *w, int v)
 
 void guest_get_stats(struct guest_workload *w, struct guest_stats *st)
 {
-	st->accesses = atomic_load(&w->stat.accesses);
-	st->reads = atomic_load(&w->stat.reads);
-	st->writes = atomic_load(&w->stat.writes);
-	st->pattern_writes = atomic_load(&w->stat.pattern_writes);
+	memset(st, 0, sizeof(*st));
 	st->read_mismatches = atomic_load(&w->stat.read_mismatches);
 	st->missed_dirty = atomic_load(&w->stat.missed_dirty);
-	st->halts = atomic_load(&w->stat.halts);
-	st->passes_done = 0;
-	for (int v = 0; v < w->cfg.nr_vcpus; v++)
-		st->passes_done += w->vcpus[v].passes;
+	for (int v = 0; v < w->cfg.nr_vcpus; v++) {
+		struct guest_vcpu *g = &w->vcpus[v];
+
+		st->accesses += atomic_load(&g->stat.accesses);
+		st->reads += atomic_load(&g->stat.reads);
+		st->writes += atomic_load(&g->stat.writes);
+		st->pattern_writes += atomic_load(&g->stat.pattern_writes);
+		st->halts += atomic_load(&g->stat.halts);
+		st->passes_done += g->passes;
+	}
 }
