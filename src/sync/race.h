@@ -49,7 +49,8 @@
 	X(VM_LIST_WALK, "vm_list walker: inside the walk")                    \
 	X(VCPU_ENTERING, "vCPU entry: IN_GUEST_MODE stored, before the last look at kicks and requests") \
 	X(VCPU_HALTING, "halt: out of guest mode, before the vCPU marks itself blocked") \
-	X(VCPU_WAKING, "wake-up: a waker about to end a halt")
+	X(VCPU_WAKING, "wake-up: a waker about to end a halt")               \
+	X(RWSEM_READER_BACKING_OUT, "rw_semaphore: a reader added its bias, found a writer bit, before taking the bias back")
 
 /* X(name, "what the knob removes") — every unsafe knob. */
 #define UKVM_UNSAFE_KNOB_LIST(X)                                                  \

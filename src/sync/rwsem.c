@@ -25,6 +25,7 @@
  * across two threads a deadlock (commit 44d17459), hence read=1 for the
  * validator.
  */
+#include "sync/race.h"
 #include "sync/rwsem.h"
 
 #define RWSEM_WRITER_MASK	(RWSEM_WRITER_LOCKED | RWSEM_WRITER_WAITING)
@@ -68,6 +69,7 @@ static inline bool rwsem_read_trylock(struct rw_semaphore *sem)
 
 	if (__builtin_expect(!(c & RWSEM_WRITER_MASK), 1))
 		return true;
+	RACE_POINT(RWSEM_READER_BACKING_OUT);
 	rwsem_read_release(sem);
 	return false;
 }

@@ -4,6 +4,9 @@
  * and cond_resched), the fair rw_semaphore (a reader queues behind a
  * waiting writer), downgrade_write(), and the CPU-hotplug lock.
  */
+#include <unistd.h>
+
+#include "sync/race.h"
 #include "sync_test.h"
 
 static rwlock_t t_rw;
@@ -319,6 +322,86 @@ static void test_rwsem_mixed(void **state)
 	assert_int_equal(semx.counter, 6 * SCALE(10000) / 4);
 }
 
+#if UKVM_RACE_POINTS
+/*
+ * A reader whose fetch-and-add found a writer bit takes its bias back; if
+ * the reader that held the lock left in between, that bias was the last
+ * one, and the reader backing out must wake the queued writer: the one
+ * that left saw a reader still counted and signalled nobody.
+ */
+static struct {
+	_Atomic bool hold, held, release, writer_in;
+} bo;
+
+static void backout_hook(enum ukvm_race_point rp, void *arg)
+{
+	(void)arg;
+	if (rp == RP_RWSEM_READER_BACKING_OUT && atomic_exchange(&bo.hold, false)) {
+		atomic_store(&bo.held, true);
+		while (!atomic_load(&bo.release))
+			usleep(100);
+	}
+}
+
+static void *bo_writer(void *arg)
+{
+	(void)arg;
+	down_write(&t_sem);
+	atomic_store(&bo.writer_in, true);
+	up_write(&t_sem);
+	return NULL;
+}
+
+static void *bo_reader(void *arg)
+{
+	(void)arg;
+	down_read(&t_sem);
+	/* Behind the writer: it went first. */
+	T_CHECK(atomic_load(&bo.writer_in));
+	up_read(&t_sem);
+	return NULL;
+}
+
+static void test_rwsem_backing_out_reader_wakes_writer(void **state)
+{
+	pthread_t w, r;
+	bool woken = false;
+
+	(void)state;
+	memset(&bo, 0, sizeof(bo));
+	down_read(&t_sem);
+	w = start_thread("writer", bo_writer, NULL);
+	WAIT_UNTIL(rwsem_writers_waiting(&t_sem) == 1);
+	atomic_store(&bo.hold, true);
+	ukvm_race_arm(backout_hook, NULL);
+	r = start_thread("reader", bo_reader, NULL);
+	WAIT_UNTIL(atomic_load(&bo.held));
+	/* The reader's bias is still in the count: this wakes nobody. */
+	up_read(&t_sem);
+	atomic_store(&bo.release, true);
+	/* Nothing else wakes the writer: a lost wake-up leaves it asleep. */
+	for (int ms = 0; ms < 10000 && !woken; ms++) {
+		woken = atomic_load(&bo.writer_in);
+		if (!woken)
+			usleep(1000);
+	}
+	ukvm_race_disarm();
+	if (!woken) {
+		fprintf(stderr, "# the queued writer was never woken\n");
+		/* Wake it anyway, so that the test can end and say so. */
+		pthread_mutex_lock(&t_sem.mu);
+		pthread_cond_signal(&t_sem.writers_cv);
+		pthread_mutex_unlock(&t_sem.mu);
+	}
+	join_thread(w);
+	join_thread(r);
+	assert_true(woken);
+	assert_false(rwsem_is_locked(&t_sem));
+	assert_int_equal(rwsem_writers_waiting(&t_sem), 0);
+	assert_no_thread_failures();
+}
+#endif
+
 /* ---- cpu_hotplug_lock -------------------------------------------------- */
 
 static struct {
@@ -385,6 +468,9 @@ int main(void)
 		cmocka_unit_test(test_rwsem_fair),
 		cmocka_unit_test(test_rwsem_trylock_downgrade),
 		cmocka_unit_test(test_rwsem_mixed),
+#if UKVM_RACE_POINTS
+		cmocka_unit_test(test_rwsem_backing_out_reader_wakes_writer),
+#endif
 		cmocka_unit_test(test_cpu_hotplug_lock),
 	};
 	int r;
