@@ -30,7 +30,41 @@ struct halter {
 	_Atomic bool spin;		/* read forever until an interrupt */
 	int r, exit_reason;
 	_Atomic bool returned;		/* ukvm_vcpu_run() returned */
+	_Atomic pid_t tid;		/* the vCPU thread */
 };
+
+/*
+ * The thread @tid is asleep (state S in /proc).  A vCPU that has set
+ * vcpu->blocked is not asleep yet: it still checks its wake-up conditions,
+ * and if an interrupt is posted at that moment it sees the ON bit itself
+ * and the wakeup handler finds nothing to wake.  Once asleep in its halt,
+ * only a wake-up ends it: that is the state to wait for before asserting
+ * which path ended the halt.
+ */
+static bool thread_asleep(pid_t tid)
+{
+	char path[64], buf[512], *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+/* Until the vCPU run by thread @tid sleeps in a halt. */
+static bool halt_asleep(struct kvm_vcpu *vcpu, _Atomic pid_t *tid)
+{
+	pid_t t = atomic_load(tid);
+
+	return t && atomic_load(&vcpu->blocked) && thread_asleep(t);
+}
 
 static enum ukvm_guest_step halter_next(void *ctx, struct ukvm_guest_access *a)
 {
@@ -78,6 +112,7 @@ static void *halter_fn(void *arg)
 	struct halter *h = arg;
 	struct kvm_run run;
 
+	atomic_store(&h->tid, gettid());
 	h->r = ukvm_vcpu_run(h->vcpu, &run);
 	h->exit_reason = (int)run.exit_reason;
 	atomic_store(&h->returned, true);
@@ -124,7 +159,7 @@ static void test_halted_vcpu_woken_through_wakeup_list(void **state)
 	va = vcpu_x86(h.vcpu);
 
 	t = start_thread("vcpu0", halter_fn, &h);
-	WAIT_UNTIL(atomic_load(&h.vcpu->blocked));
+	WAIT_UNTIL(halt_asleep(h.vcpu, &h.tid));
 	/* Blocked: on the list of the CPU it ran on, notifications rerouted. */
 	assert_int_equal(va->pi_wakeup_cpu, atomic_load(&h.vcpu->cpu));
 	assert_int_equal(atomic_load(&va->pi_desc.nv), POSTED_INTR_WAKEUP_VECTOR);
@@ -378,7 +413,7 @@ static void test_wakeup_ends_only_the_halt_it_found(void **state)
 	memset(&hp, 0, sizeof(hp));
 	ukvm_race_arm(halt_hook, NULL);
 	t = start_thread("vcpu0", halter_fn, &h);
-	WAIT_UNTIL(atomic_load(&h.vcpu->blocked));
+	WAIT_UNTIL(halt_asleep(h.vcpu, &h.tid));
 	/* Halt 1.  The next halt will wait at the point; so does the kicker. */
 	atomic_store(&hp.hold_halt, true);
 	atomic_store(&hp.hold_wake, true);
@@ -395,7 +430,7 @@ static void test_wakeup_ends_only_the_halt_it_found(void **state)
 	atomic_store(&hp.halt_release, true);
 	ukvm_race_disarm();
 	/* Halt 2 lasts until the second interrupt. */
-	WAIT_UNTIL(atomic_load(&h.vcpu->blocked) || atomic_load(&h.returned));
+	WAIT_UNTIL(halt_asleep(h.vcpu, &h.tid) || atomic_load(&h.returned));
 	assert_false(atomic_load(&h.returned));
 	assert_int_equal(ukvm_set_irq(vm.kvm, GSI_DEV), 1);
 	join_thread(t);
@@ -422,6 +457,7 @@ struct memstress_vcpu {
 	struct kvm_vcpu *vcpu;
 	void *guest;
 	int r, exit_reason;
+	_Atomic pid_t tid;
 };
 
 static void *memstress_fn(void *arg)
@@ -429,6 +465,7 @@ static void *memstress_fn(void *arg)
 	struct memstress_vcpu *m = arg;
 	struct kvm_run run;
 
+	atomic_store(&m->tid, gettid());
 	m->r = ukvm_vcpu_run(m->vcpu, &run);
 	m->exit_reason = (int)run.exit_reason;
 	return NULL;
@@ -470,7 +507,7 @@ static void test_memstress_halts(void **state)
 
 		/* The k-th halt: the guest says so, and the vCPU sleeps. */
 		guest_get_stats(w, &gs);
-		while (gs.halts != k || !atomic_load(&m.vcpu->blocked)) {
+		while (gs.halts != k || !halt_asleep(m.vcpu, &m.tid)) {
 			sched_yield();
 			guest_get_stats(w, &gs);
 		}
@@ -488,7 +525,7 @@ static void test_memstress_halts(void **state)
 	}
 	/* Stopped while halted: the kick that stops a run wakes it. */
 	guest_get_stats(w, &gs);
-	while (gs.halts != HALT_ROUNDS + 1 || !atomic_load(&m.vcpu->blocked)) {
+	while (gs.halts != HALT_ROUNDS + 1 || !halt_asleep(m.vcpu, &m.tid)) {
 		sched_yield();
 		guest_get_stats(w, &gs);
 	}
