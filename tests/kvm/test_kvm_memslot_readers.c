@@ -118,13 +118,23 @@ static void test_updates_with_readers(void **state)
 			break;
 		}
 		publish_gen(&sh);
+		/*
+		 * Every 100 updates, wait for a reader to finish a section:
+		 * readers and updates interleave however the threads are
+		 * scheduled (a busy machine could run all updates first).
+		 */
+		if (iter % 100 == 99) {
+			unsigned long done = atomic_load(&sh.sections);
+
+			WAIT_UNTIL(atomic_load(&sh.sections) > done);
+		}
 	}
 	atomic_store(&sh.stop, true);
 	for (int i = 0; i < 3; i++)
 		join_thread(readers[i]);
 
 	/* The readers did run concurrently with the updates. */
-	assert_true(atomic_load(&sh.sections) > 0);
+	assert_true(atomic_load(&sh.sections) >= (unsigned long)SCALE(2000) / 100);
 	kt_assert_sets_consistent(sh.kvm);
 	ukvm_destroy_vm(sh.kvm);
 	assert_nothing_reported();
