@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "machine.h"
 #include "sync/thread.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -176,21 +177,6 @@ static void json_number(FILE *f, double v)
 		fputs("null", f);
 	else
 		fprintf(f, "%.4g", v);
-}
-
-/* Our strings are identifiers and operation names; escape anyway. */
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
 }
 
 void bench_report_write_json(const struct bench_report *rep, FILE *f)

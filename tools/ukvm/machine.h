@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct machine_opts {
 	size_t mem_bytes;	/* host physical memory */
@@ -27,5 +28,8 @@ void machine_stop(void);
 
 /* Parse "512M", "2G", "4096K", "123" (bytes); false on a bad string. */
 bool parse_size(const char *s, size_t *out);
+
+/* @s as a JSON string, quoted and escaped ("" for NULL). */
+void json_string(FILE *f, const char *s);
 
 #endif /* UKVM_TOOLS_MACHINE_H */

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "lockdep/lockdep.h"
+#include "machine.h"
 #include "run.h"
 
 #define LABEL_W		16
@@ -167,20 +168,6 @@ void run_report_print(struct run *r, const struct run_verify *v, FILE *f)
 
 /* ---- JSON ---- */
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
 static void json_opts(const struct run_opts *o, FILE *f)
 {
 	fprintf(f, "  \"options\": {\"vcpus\": %d, \"mem_per_vcpu\": %zu, \"slots\": %d, "
@@ -217,13 +204,13 @@ static void json_stats(const struct run *r, FILE *f)
 	for (int i = 0; i < r->nr_stats; i++) {
 		if (!sec || strcmp(sec, r->stats[i].section)) {
 			fprintf(f, "%s\n    ", sec ? "}," : "");
-			json_str(f, r->stats[i].section);
+			json_string(f, r->stats[i].section);
 			fprintf(f, ": {");
 			sec = r->stats[i].section;
 		} else {
 			fprintf(f, ", ");
 		}
-		json_str(f, r->stats[i].name);
+		json_string(f, r->stats[i].name);
 		fprintf(f, ": %llu", r->stats[i].value);
 	}
 	fprintf(f, "%s\n  },\n", sec ? "}" : "");
@@ -234,7 +221,7 @@ static void json_write(struct run *r, const struct run_verify *v, FILE *f)
 	const struct run_migration *m = &r->mig;
 
 	fprintf(f, "{\n  \"command\": \"ukvm run\",\n  \"version\": ");
-	json_str(f, UKVM_VERSION);
+	json_string(f, UKVM_VERSION);
 	fprintf(f, ",\n");
 	json_opts(&r->o, f);
 	fprintf(f, "  \"guest_pages\": %llu,\n  \"elapsed_s\": %.3f,\n",
@@ -253,7 +240,7 @@ static void json_write(struct run *r, const struct run_verify *v, FILE *f)
 	fprintf(f, "},\n  \"idle_features\": [");
 	for (int i = 0; i < v->nr_idle; i++) {
 		fprintf(f, "%s", i ? ", " : "");
-		json_str(f, v->idle[i]);
+		json_string(f, v->idle[i]);
 	}
 	fprintf(f, "],\n  \"validator\": {\"compiled_in\": %s, \"enabled\": %s, "
 		"\"classes\": %lu, \"dependencies\": %lu, \"errors\": %lu, \"warnings\": %lu},\n",
