@@ -40,20 +40,31 @@ static void test_init_exit(void **state)
 	assert_int_equal(host_test_setup_mem(TEST_MEM), 0);
 }
 
-static void test_exhaustion_and_recovery(void **state)
+/* Allocate until the host runs out: every frame, none more, all kernel's. */
+static unsigned long alloc_every_frame(struct page **pages)
 {
-	struct page **pages = calloc(NR_FRAMES + 1, sizeof(*pages));
 	struct host_mem_stats st;
-	unsigned long n = 0, hva, pfn;
+	unsigned long n = 0;
 
-	(void)state;
-	assert_non_null(pages);
 	while ((pages[n] = alloc_page()))
 		n++;
 	assert_int_equal(n, NR_FRAMES);
 	host_mem_get_stats(&st);
 	assert_int_equal(st.frames_free, 0);
 	assert_int_equal(st.frames_kernel, NR_FRAMES);
+	return n;
+}
+
+static void test_exhaustion_and_recovery(void **state)
+{
+	struct page **pages = calloc(NR_FRAMES + 1, sizeof(*pages));
+	struct host_mem_stats st;
+	unsigned long n, hva, pfn;
+
+	(void)state;
+	assert_non_null(pages);
+	n = alloc_every_frame(pages);
+	host_mem_get_stats(&st);
 	assert_int_equal(st.alloc_failures, 1);
 	assert_null(alloc_huge_block());
 
@@ -110,7 +121,7 @@ static void test_exhaustion_drains_cpu_caches(void **state)
 	struct page **pages = calloc(NR_FRAMES + 1, sizeof(*pages));
 	struct cacher c = { .n = 64 };
 	struct host_mem_stats st;
-	unsigned long n = 0;
+	unsigned long n;
 
 	(void)state;
 	assert_non_null(pages);
@@ -124,12 +135,7 @@ static void test_exhaustion_drains_cpu_caches(void **state)
 	assert_int_equal(st.frames_free, NR_FRAMES);
 	assert_int_equal(st.frames_kernel, 0);
 	/* Every frame can be had, including those cached by the other thread. */
-	while ((pages[n] = alloc_page()))
-		n++;
-	assert_int_equal(n, NR_FRAMES);
-	host_mem_get_stats(&st);
-	assert_int_equal(st.frames_free, 0);
-	assert_int_equal(st.frames_kernel, NR_FRAMES);
+	n = alloc_every_frame(pages);
 	while (n)
 		put_page(pages[--n]);
 	host_mem_get_stats(&st);
